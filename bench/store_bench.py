@@ -6,13 +6,16 @@ rollouts, against the same two jobs done the way research code does them today (
 
 N/16 queries with 16 rollouts each (sample 0 greedy at T=0). Each job runs three times (median counts; the
 first, cold run is printed too). The last line printed is JSON with top2_s,
-dynamics_s, baseline_s and speedup = baseline_s / (top2_s + dynamics_s); rss_mb is the process's peak.
+dynamics_s, baseline_s and speedup = baseline_s / (top2_s + dynamics_s); rss_mb is the peak of the process
+running the jobs (the store is built in a child process, and the peak is read before the baseline runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -54,7 +57,7 @@ def make_batch(start: int, n: int, rng: np.random.Generator) -> pa.Table:
     return pa.table({f.name: cols.get(f.name, pa.nulls(n, f.type)) for f in ROLLOUTS}, schema=ROLLOUTS)
 
 
-def baseline(path: Path, k: int = 4) -> tuple[float, int, dict]:
+def baseline(path: Path, k: int = 4) -> tuple[float, list, dict]:
     """Research code today: json.loads every line into dicts, group per query, sort, aggregate."""
     t0 = time.perf_counter()
     rows = [json.loads(line) for line in path.open()]
@@ -75,35 +78,53 @@ def baseline(path: Path, k: int = 4) -> tuple[float, int, dict]:
         lens.append(sum(r["n_tokens"] for r in samples) / len(samples))
         refl.append(sum(r["reflection"] for r in samples) / len(samples))
     n = len(by_query)
-    return time.perf_counter() - t0, len(train), {"greedy_acc": greedy / n, "pass_at_k": pass_k / n,
+    return time.perf_counter() - t0, train, {"greedy_acc": greedy / n, "pass_at_k": pass_k / n,
                                                    "reward_pass_at_2": rp2 / n}
+
+
+def build(path: str, rows: int, jsonl: str | None) -> float:
+    """Write N rollouts to a store at `path` (kept when it already holds them) and, for the baseline, JSONL."""
+    from mstar_data.store import Store
+
+    store = Store(path)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    table = store.table("rollouts")
+    if table.count_rows() not in (0, rows):
+        raise SystemExit(f"{path} holds {table.count_rows()} rollouts, not {rows}: use an empty folder")
+    fresh = table.count_rows() == 0
+    if not fresh and not jsonl:
+        return 0.0
+    with open(jsonl, "w") if jsonl else open(os.devnull, "w") as fh:
+        for start in range(0, rows, 250_000):
+            batch = make_batch(start, min(250_000, rows - start), rng)
+            if fresh:
+                table.add(batch)
+            if jsonl:
+                cols = ["rollout_id", "query_id", "sample_idx", "temperature", "response", "steps", "n_tokens",
+                        "correct", "format_ok", "reflection", "prm_score", "pred_answer"]
+                for r in batch.select(cols).to_pylist():
+                    fh.write(json.dumps(r) + "\n")
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--no-baseline", action="store_true")
-    ap.add_argument("--dir", default=None, help="Where to build the store (default: a temporary folder).")
+    ap.add_argument("--dir", default=None, help="Where temporary files go (default: the system's temp folder).")
+    ap.add_argument("--store", default=None, help="Build the store here and keep it; reused if it holds N rows.")
     args = ap.parse_args()
     from mstar_data.sql_views import run_view
     from mstar_data.store import Store
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        store = Store(f"{tmp}/store")
-        rng = np.random.default_rng(0)
-        t0 = time.perf_counter()
-        table = store.table("rollouts")
-        jsonl = Path(tmp) / "rollouts.jsonl"
-        with jsonl.open("w") if not args.no_baseline else open("/dev/null", "w") as fh:
-            for start in range(0, args.rows, 250_000):
-                batch = make_batch(start, min(250_000, args.rows - start), rng)
-                table.add(batch)
-                if not args.no_baseline:
-                    cols = ["rollout_id", "query_id", "sample_idx", "temperature", "response", "steps", "n_tokens",
-                            "correct", "format_ok", "reflection", "prm_score", "pred_answer"]
-                    for r in batch.select(cols).to_pylist():
-                        fh.write(json.dumps(r) + "\n")
-        build_s = time.perf_counter() - t0
+        path = Path(args.store or f"{tmp}/store")
+        jsonl = None if args.no_baseline else Path(tmp) / "rollouts.jsonl"
+        # Built in a child process, so the peak RSS printed is the jobs' own, not the data generator's.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            build_s = pool.apply(build, (str(path), args.rows, str(jsonl) if jsonl else None))
+        store = Store(str(path))
 
         # Each job three times through the real path (a fresh DuckDB connection each time); the median counts,
         # the first (cold) run is reported too.
@@ -120,14 +141,15 @@ def main() -> None:
 
         result = {"rows": args.rows, "top2_s": round(top2_s, 3), "dynamics_s": round(dynamics_s, 3),
                   "top2_first_s": round(top2_runs[0], 3), "dynamics_first_s": round(dyn_runs[0], 3),
-                  "top2_rows": top2.num_rows, "build_s": round(build_s, 1)}
+                  "top2_rows": top2.num_rows, "build_s": round(build_s, 1),
+                  "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # before the baseline
         if not args.no_baseline:
-            base_s, n_train, base_dyn = baseline(jsonl)
-            assert n_train == top2.num_rows, (n_train, top2.num_rows)
+            base_s, train, base_dyn = baseline(jsonl)
+            ours = dict(zip(top2.column("rollout_id").to_pylist(), top2.column("response").to_pylist()))
+            assert dict(train) == ours, "top-2 rows or their text differ from the baseline's"
             for key, v in base_dyn.items():
                 assert abs(v - dyn[key]) < 1e-9, (key, v, dyn[key])
             result.update(baseline_s=round(base_s, 2), speedup=round(base_s / (top2_s + dynamics_s), 1))
-    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     for key, v in result.items():
         print(f"{key:>12}: {v}")
     print(json.dumps(result))

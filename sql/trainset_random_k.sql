@@ -7,7 +7,7 @@
 -- param correct_only = true
 WITH picked AS (
     SELECT query_id,
-           max_by({'rollout_id': rollout_id, 'response': response, 'steps': steps, 'n_tokens': n_tokens,
+           max_by({'rollout_id': rollout_id, 'row': _rowoffset, 'n_tokens': n_tokens,
                    'correct': correct},
                   {'scored': false, 'score': 0, 'tie': md5(rollout_id || ':' || $seed)}, $k) AS picks
     FROM rollouts
@@ -15,6 +15,6 @@ WITH picked AS (
       AND (NOT $correct_only OR (correct = true AND format_ok = true))
     GROUP BY query_id
 )
-SELECT p.rollout_id, query_id, rank, p.response, p.steps, p.n_tokens, p.correct
+SELECT p.rollout_id, query_id, rank, p.row AS _text_row, p.n_tokens, p.correct
 FROM (SELECT query_id, unnest(picks) AS p, generate_subscripts(picks, 1) AS rank FROM picked)
 ORDER BY query_id, rank

@@ -1,7 +1,7 @@
 -- Correct, well-formed responses whose PRM score is above $alpha (M-STAR's threshold variant).
 -- param stage = 'explore'
 -- param alpha = 0.5
-SELECT rollout_id, query_id, prm_score, response, steps, n_tokens
+SELECT rollout_id, query_id, prm_score, response, n_tokens
 FROM rollouts
 WHERE run_id = $run AND iteration = $iteration AND stage = $stage
   AND correct = true AND format_ok = true

@@ -44,7 +44,30 @@ def test_top_k_by_prm_among_correct(store):
     assert not [r for r in got if r["query_id"] == "q2"]
     assert [r["rollout_id"] for r in got if r["query_id"] == "q3"] == [rollout_id("r", 1, "explore", "q3", 1)]
     assert sum(r["query_id"] == "q4" for r in got) == 2
-    assert all(r["response"] and r["steps"] == ["a", "b"] for r in got)
+    stored = {rollout_id("r", 1, "explore", q, i): f"{q} sample {i}" for q in ("q1", "q3", "q4") for i in range(6)}
+    assert all(r["response"] == stored[r["rollout_id"]] for r in got)  # the text fetched by offset is the winner's
+
+
+def test_text_is_fetched_by_offset_across_fragments_and_pinned_versions(store):
+    """Ranking carries row offsets; the response is read afterwards by take (late materialisation). Rows in later
+    fragments, and a query pinned to an older version, get their own text."""
+    from mstar_data.sql_views import run_read_only
+
+    v1 = store.version("rollouts")
+    store.append("rollouts", [_row("r", 3, "explore", f"z{i}", j, True, .1 * j, response=f"z{i}/{j} text")
+                              for i in range(3) for j in range(4)])
+    top = run_view(store, "trainset_top_k", run="r", iteration=3, k=2).to_pylist()
+    assert [(r["query_id"], r["response"]) for r in top] == [(f"z{i}", f"z{i}/{j} text") for i in range(3)
+                                                             for j in (3, 2)]
+    assert "_text_row" not in run_view(store, "trainset_random_k", run="r", iteration=3).column_names
+    old = run_view(store, "trainset_top_k", versions={"rollouts": v1}, run="r", iteration=1, k=2)
+    assert old.column("response").to_pylist()[:2] == ["q1 sample 0", "q1 sample 3"]
+    adhoc = run_read_only(store, "select query_id, response from trainset_top_k where query_id = 'z1'",
+                          {"run": "r", "iteration": 3, "k": 1})
+    assert adhoc.column("response").to_pylist() == ["z1/3 text"]  # `mstar sql` sees an ordinary column
+    adhoc = run_read_only(store, "select * from trainset_top_k where query_id = 'z1'", {"run": "r", "iteration": 3,
+                                                                                       "k": 1})
+    assert adhoc.column("response").to_pylist() == ["z1/3 text"]
 
 
 def test_without_scores_top_k_is_a_seeded_random_k(store):
