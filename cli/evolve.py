@@ -67,13 +67,19 @@ def dynamics(run: Annotated[str, typer.Option(help="Run id.")],
 
 def demo(store: StoreOpt = None,
          n: Annotated[int, typer.Option(help="Examples of the embedded task to generate (70% train).")] = 2400,
-         iterations: Annotated[int, typer.Option(help="Self-evolving iterations.")] = 4) -> None:
+         iterations: Annotated[int, typer.Option(help="Self-evolving iterations.")] = 4,
+         prm: Annotated[bool, typer.Option("--prm/--no-prm", help="Train a PRM from MC step labels and use it "
+                                                                 "for top-2 selection and the T search.")] = True) -> None:
     """The whole M-STAR recipe on the embedded default (tiny VLM, shapes task, local store, CPU)."""
     from mstar_data.loop.demo import run_demo
 
     s = open_store(store)
     with _progress() as progress:
-        out = run_demo(s, n=n, iterations=iterations, progress=progress, log=progress.console.print)
+        out = run_demo(s, n=n, iterations=iterations, prm=prm, progress=progress, log=progress.console.print)
+    if out.prm:
+        from mstar_cli.prm import prm_eval_table
+
+        console.print(prm_eval_table(out.prm.evaluation))
     _print_dynamics(out.result.iterations, f"demo run {out.result.run}")
     summary("demo", [("held-out greedy accuracy before", f"{out.result.start_acc:.1%}"),
                      ("held-out greedy accuracy after", f"{out.result.final_acc:.1%}"),

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from mstar_cli import evolve, generate, ingest, sql, store_cmds, train
+from mstar_cli import evolve, export, generate, ingest, prm, sql, store_cmds, train
 from mstar_cli import judge as judge_cmd
 from mstar_cli.options import err_console
 
@@ -26,6 +26,8 @@ judge_cmd.register(app)
 generate.register(app)
 train.register(app)
 evolve.register(app)
+prm.register(app)
+export.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -143,6 +143,28 @@ TRAIN_LOG = pa.schema([                       # one row per optimizer step
     _f("created_at", _ts),
 ])
 
+PRM_EVALS = pa.schema([                       # one row per PRM evaluation (`mstar prm eval`)
+    _f("prm", pa.string(), False),            # the PRM's folder
+    _f("run_id", pa.string(), False),         # the run whose rollouts and labels it was measured on
+    _f("iteration", pa.int32(), False),
+    _f("stage", pa.string(), False),          # the N-samples-per-query rollouts reranked
+    _f("split", pa.string(), False),          # the held-out queries whose step labels give the AUC
+    _f("aggregate", pa.string(), False),      # min / mean / last
+    _f("n_steps", pa.int64()),                # held-out labelled steps
+    _f("n_good_steps", pa.int64()),
+    _f("step_auc", pa.float64()),
+    _f("n_queries", pa.int64()),
+    _f("n_samples", pa.int64()),              # samples per query
+    _f("best_of_n", pa.float64()),
+    _f("weighted_vote", pa.float64()),
+    _f("majority_vote", pa.float64()),
+    _f("reward_pass_at_2", pa.float64()),
+    _f("random_2", pa.float64()),
+    _f("pass_at_n", pa.float64()),
+    _f("sample_acc", pa.float64()),
+    _f("created_at", _ts),
+])
+
 TABLES: dict[str, pa.Schema] = {
     "queries": QUERIES,
     "images": IMAGES,
@@ -152,6 +174,7 @@ TABLES: dict[str, pa.Schema] = {
     "iterations": ITERATIONS,
     "jobs": JOBS,
     "train_log": TRAIN_LOG,
+    "prm_evals": PRM_EVALS,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -163,6 +186,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "iterations": ("run_id", "iteration"),
     "jobs": ("job_id",),
     "train_log": ("run_id", "iteration", "step"),
+    "prm_evals": ("prm", "run_id", "iteration", "stage", "split", "aggregate"),
 }
 
 

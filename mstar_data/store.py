@@ -183,15 +183,19 @@ class Store:
         self.maybe_compact(name)
         return rows.num_rows
 
-    def merge(self, name: str, rows: pa.Table) -> int:
-        """Upsert on the table's key (for columns filled in later, e.g. PRM scores)."""
-        rows = conform(rows, name)
+    def update(self, name: str, rows: pa.Table) -> int:
+        """Fill in columns of stored rows (PRM scores): `rows` holds the key and the columns to set. A
+        merge_insert on the key that updates only those columns and never inserts."""
+        schema = TABLES[name]
+        missing = [k for k in KEYS[name] if k not in rows.column_names]
+        if missing:
+            raise StoreError(f"update {name}: the rows need the key column(s) {', '.join(missing)}")
+        rows = pa.table({c: rows.column(c).cast(schema.field(c).type) for c in rows.column_names})
         if rows.num_rows == 0:
             return 0
-        result = self.table(name).merge_insert(list(KEYS[name])) \
-            .when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        result = self.table(name).merge_insert(list(KEYS[name])).when_matched_update_all().execute(rows)
         self.maybe_compact(name)
-        return result.num_updated_rows + result.num_inserted_rows
+        return result.num_updated_rows
 
     def maybe_compact(self, name: str, max_fragments: int = COMPACT_AFTER_FRAGMENTS) -> bool:
         """Merge small fragments once they pile up. Old versions stay readable (training sets pin them)."""

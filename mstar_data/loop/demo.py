@@ -8,13 +8,15 @@ from pathlib import Path
 
 from mstar_data.loop.evolve import Evolve, EvolveResult
 from mstar_data.loop.recipe import load_recipe
+from mstar_data.prm.pipeline import PrmBuild
 
 QUERIES = [
-    "select iteration, temperature, greedy_acc, pass_at_k, n_train from iterations where run_id = 'demo' order by 1",
+    "select iteration, temperature, greedy_acc, pass_at_k, reward_pass_at_2, n_train from iterations "
+    "where run_id = 'demo' order by 1",
     "select stage, iteration, count(*) as rollouts, avg(correct::int) as acc, avg(n_tokens) as len "
     "from rollouts where run_id = 'demo' group by all order by 2, 1",
-    "select query_id, response, correct from rollouts where run_id = 'demo' and stage = 'explore' "
-    "and correct = true limit 5",
+    "select query_id, response, step_scores, prm_score from rollouts where run_id = 'demo' and stage = 'explore' "
+    "and prm_score is not null order by prm_score limit 5",
 ]
 
 
@@ -24,9 +26,11 @@ class DemoOutput:
     plot: str
     seconds: float
     queries: list[str]
+    prm: PrmBuild | None = None
 
 
-def run_demo(store, *, n: int = 2400, iterations: int = 4, progress=None, log=print) -> DemoOutput:
+def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, progress=None,
+             log=print) -> DemoOutput:
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
     from mstar_data.loop.dynamics_plot import plot_dynamics
@@ -41,8 +45,39 @@ def run_demo(store, *, n: int = 2400, iterations: int = 4, progress=None, log=pr
         log("2. bootstrap the tiny policy on the seed CoT subset (the stand-in for a base model + warm-up)")
         b = run_bootstrap(store, BootstrapConfig(out=str(base)), progress=progress)
         log(f"   {b.steps} steps, held-out greedy accuracy {b.accuracy:.1%}")
-    log("3. self-evolve (recipes/demo.toml)")
-    recipe, text = load_recipe("demo.toml", [f"run.base_policy='{base}'", f"data.iterations={iterations}"])
+    overrides = [f"run.base_policy='{base}'", f"data.iterations={iterations}"]
+    recipe, _ = load_recipe("demo.toml", overrides)
+    built = None
+    if prm:
+        built = demo_prm(store, recipe, str(base), progress=progress, log=log)
+        overrides.append(f"prm.path='{built.path}'")
+    log(f"{4 if prm else 3}. self-evolve (recipes/demo.toml{', PRM top-2 and Reward-Pass@2 search' if prm else ''})")
+    recipe, text = load_recipe("demo.toml", overrides)
     result = Evolve(store, recipe, text, progress=progress, log=log).run_all()
     plot = plot_dynamics(result.iterations, Path(store.uri) / "dynamics-demo.png", "mstar demo")
-    return DemoOutput(result, str(plot), time.perf_counter() - t0, QUERIES)
+    return DemoOutput(result, str(plot), time.perf_counter() - t0, QUERIES, built)
+
+
+# The demo's PRM, trimmed to fit the 5-minute budget: 2 responses on 160 train queries and 4 on 48 held-out
+# ones, M=4 continuations per step, 80 training steps (about 40 s in all on 2 CPU cores).
+DEMO_PRM = {"n_train_queries": 160, "n_eval_queries": 48, "n_train": 2, "n_eval": 4, "m": 4,
+            "train": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "warmup_steps": 5, "save_every": 1000}}
+
+
+def demo_prm(store, recipe, base: str, *, progress=None, log=print) -> PrmBuild:
+    from mstar_data.inputs import select_queries
+    from mstar_data.prm.pipeline import build_prm
+
+    d = DEMO_PRM
+    log(f"3. PRM: Monte-Carlo step labels of the bootstrap policy (M={d['m']}), then train and evaluate it")
+    train_ids = [q["query_id"] for q in select_queries(store, split="train", limit=d["n_train_queries"])]
+    eval_ids = [q["query_id"] for q in select_queries(store, split="val", limit=d["n_eval_queries"])]
+    out = str(Path(store.uri) / "policies" / "prm")
+    built = build_prm(store, policy=base, run="demo-prm", out=out, train_ids=train_ids, eval_ids=eval_ids,
+                      n_train=d["n_train"], n_eval=d["n_eval"], m=d["m"], temperature=recipe.sample.temperature,
+                      max_new_tokens=recipe.sample.max_new_tokens, train=d["train"], progress=progress)
+    e = built.evaluation
+    log(f"   {built.n_labels} step labels; held-out step AUC {e['step_auc']:.3f}; on {e['n_samples']} samples of "
+        f"{e['n_queries']} queries: best-of-N {e['best_of_n']:.1%}, PRM vote {e['weighted_vote']:.1%}, "
+        f"majority {e['majority_vote']:.1%}, Reward-Pass@2 {e['reward_pass_at_2']:.1%}, random-2 {e['random_2']:.1%}")
+    return built

@@ -4,7 +4,7 @@
     iteration k   [search T on val every `search_every` iterations]
                   take the next interval of labelled train queries
                   sample N responses per query at T, judge them            -> rollouts (stage explore)
-                  [score them with the PRM]
+                  [score with the PRM what selection ranks]                -> rollouts.step_scores, prm_score
                   select through the configured view, pinned to a tagged rollouts version
                   train (continuous / iterative-rft / rest-em)             -> checkpoints/<run>/it-000k
                   measure on val                                           -> rollouts (stage val), iterations
@@ -58,6 +58,7 @@ class Evolve:
         self.val_ids = [q["query_id"] for q in select_queries(store, split=recipe.data.val_split, where=where,
                                                               limit=recipe.data.val_limit)]
         self._sampler, self._sampler_policy = None, None
+        self._prm = None
 
     # -- pieces -----------------------------------------------------------------------------------
     def sampler(self, policy: str):
@@ -75,6 +76,20 @@ class Evolve:
                              max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, sample_offset=offset)
         return run_generate(self.store, cfg, sampler=self.sampler(policy), progress=self.progress)
 
+    def score(self, iteration: int, stage: str, **only) -> None:
+        """PRM step scores for this iteration's rollouts of `stage`, only those the loop reads (`only`: see
+        ScoreConfig). Nothing without a PRM; a rerun skips what is scored."""
+        if not self.r.prm.path:
+            return
+        from mstar_data.prm.model import load_prm
+        from mstar_data.prm.score import ScoreConfig, run_score
+
+        self._prm = self._prm or load_prm(self.r.prm.path)
+        run_score(self.store, ScoreConfig(prm=self.r.prm.path, run=self.run, iteration=iteration, stage=stage,
+                                          aggregate=self.r.prm.aggregate, batch_size=self.r.prm.batch_size,
+                                          **only),
+                  prm=self._prm, progress=self.progress)
+
     def interval(self, iteration: int) -> list[str]:
         size = max(1, math.ceil(self.r.data.interval * len(self.train_ids)))
         n_chunks = math.ceil(len(self.train_ids) / size)
@@ -86,6 +101,7 @@ class Evolve:
         self.generate(policy, iteration=iteration, stage="val", query_ids=self.val_ids, n=1, temperature=0.0)
         self.generate(policy, iteration=iteration, stage="val", query_ids=self.val_ids, n=self.r.eval.n,
                       temperature=temperature, offset=1)
+        self.score(iteration, "val", sampled_only=True)  # Reward-Pass@2 ranks the samples
         rows = run_read_only(self.store, f"select * from dynamics where run_id = {sql_literal(self.run)} "
                                          f"and iteration = {iteration} and stage = 'val'", {"k": self.r.eval.k})
         return rows.to_pylist()[0]
@@ -95,6 +111,7 @@ class Evolve:
         for i, temp in enumerate(self.r.temperature_grid()):
             self.generate(policy, iteration=iteration, stage="temp-sweep", query_ids=self.val_ids, n=t.n,
                           temperature=temp, offset=i * t.n)
+        self.score(iteration, "temp-sweep")
         rows = run_read_only(self.store, "select * from temperature_sweep",
                              {"run": self.run, "iteration": iteration, "k": self.r.eval.k}).to_pylist()
         # M-STAR picks by Reward-Pass@2; without a PRM, by Pass@K. Ties go to the T closest to the current one.
@@ -151,6 +168,10 @@ class Evolve:
             self.generate(policy, iteration=it, stage="explore", query_ids=self.interval(it), n=r.sample.n,
                           temperature=temperature)
             timings["explore_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            # top-K ranks correct responses, and only where a query has more than K of them
+            self.score(it, "explore", correct_only=True, more_than=r.select.k)
+            timings["prm_s"] = time.perf_counter() - t
             t = time.perf_counter()
             version, tag = pin_trainset(self.store, self.run, it)
             params = {"k": r.select.k, "alpha": r.select.alpha, "seed": r.run.seed + it,

@@ -66,9 +66,10 @@ class EvalSection(Section):
 
 
 class PrmSection(Section):
-    path: str | None = Field(None, description="PRM model folder; none: top-K falls back to seeded random-K "
-                             "and the search uses Pass@K.")
-    aggregate: Literal["min", "mean", "last"] = "min"
+    path: str | None = Field(None, description="PRM model folder (`mstar prm train`); none: top-K falls back to "
+                             "seeded random-K and the search uses Pass@K.")
+    aggregate: Literal["min", "mean", "last"] = Field("min", description="Response score from step scores.")
+    batch_size: int = Field(64, ge=1, description="Rollouts per PRM forward pass.")
 
 
 class Recipe(Section):

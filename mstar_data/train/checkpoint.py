@@ -30,16 +30,17 @@ def iteration_dir(root: Path, run: str, iteration: int) -> Path:
     return root / run / f"it-{iteration:04d}"
 
 
-def steps_dir(root: Path, run: str, iteration: int) -> Path:
-    return root / run / f"it-{iteration:04d}.steps"
+def steps_dir(final: Path) -> Path:
+    """Where the step checkpoints of the training that ends in `final` go."""
+    return final.with_name(final.name + ".steps")
 
 
 def is_complete(path: Path) -> bool:
     return (path / META).is_file()
 
 
-def latest_step(root: Path, run: str, iteration: int) -> Path | None:
-    d = steps_dir(root, run, iteration)
+def latest_step(final: Path) -> Path | None:
+    d = steps_dir(final)
     done = sorted(p for p in d.glob("step-*") if is_complete(p)) if d.is_dir() else []
     return done[-1] if done else None
 

@@ -87,9 +87,9 @@ def batch_order(n: int, n_micro: int, batch_size: int, seed: int, iteration: int
     return [flat[i * batch_size:(i + 1) * batch_size] for i in range(n_micro)]
 
 
-def _start_point(cfg: TrainConfig, root: Path, run: str, iteration: int, policy_in: str, base_policy: str):
+def _start_point(cfg: TrainConfig, final: Path, policy_in: str, base_policy: str):
     """(model folder to load weights from, folder whose optimizer/scheduler to restore or None)."""
-    step = ckpt.latest_step(root, run, iteration)
+    step = ckpt.latest_step(final)
     if step is not None:
         return step, step
     if cfg.method == "rest-em":
@@ -98,19 +98,28 @@ def _start_point(cfg: TrainConfig, root: Path, run: str, iteration: int, policy_
     return Path(policy_in), (Path(policy_in) if carry else None)
 
 
-def train_iteration(store, examples: list[SFTExample], *, run: str, iteration: int, policy_in: str,
-                    base_policy: str | None = None, cfg: TrainConfig, checkpoints: Path,
-                    device: str | None = None, progress=None, extra_meta: dict | None = None) -> TrainResult:
+def sft_loss(policy, examples: list[SFTExample], cache: PromptCache):
+    """Next-token cross-entropy on the completion tokens; (loss, tokens it covers)."""
+    batch = sft_batch(policy, examples, cache)
+    return policy.model(**batch, use_cache=False).loss, int((batch["labels"] != -100).sum())
+
+
+def train_iteration(store, examples: list, *, run: str, iteration: int, policy_in: str,
+                    base_policy: str | None = None, cfg: TrainConfig, checkpoints: Path | None = None,
+                    out: Path | None = None, device: str | None = None, progress=None,
+                    extra_meta: dict | None = None, loss_fn=sft_loss) -> TrainResult:
+    """Train on `examples` into `out` (default `<checkpoints>/<run>/it-000k`). `loss_fn(policy, examples,
+    cache) -> (loss, n_tokens)` is the objective: SFT by default, the PRM's step loss for `mstar prm train`."""
     import torch
 
     from mstar_data.models.loading import load_policy
 
-    final = ckpt.iteration_dir(checkpoints, run, iteration)
+    final = Path(out) if out is not None else ckpt.iteration_dir(checkpoints, run, iteration)
     if ckpt.is_complete(final):  # already trained: a rerun after a crash goes straight on
         meta = ckpt.read_meta(final)
         return TrainResult(str(final), meta.get("steps", 0), meta.get("global_step", 0), n_examples=len(examples))
     t0 = time.perf_counter()
-    weights, state_from = _start_point(cfg, checkpoints, run, iteration, policy_in, base_policy or policy_in)
+    weights, state_from = _start_point(cfg, final, policy_in, base_policy or policy_in)
     policy = load_policy(weights, device=device, dtype="fp32")
     model = policy.model
     torch.manual_seed(cfg.seed * 7919 + iteration)
@@ -136,12 +145,12 @@ def train_iteration(store, examples: list[SFTExample], *, run: str, iteration: i
         t_step = time.perf_counter()
         loss_sum, n_tok = 0.0, 0
         for micro in order[local * cfg.grad_accum:(local + 1) * cfg.grad_accum]:
-            batch = sft_batch(policy, [examples[i] for i in micro], cache)
             with autocast:
-                loss = model(**batch, use_cache=False).loss / cfg.grad_accum
+                loss, tokens = loss_fn(policy, [examples[i] for i in micro], cache)
+                loss = loss / cfg.grad_accum
             loss.backward()
             loss_sum += loss.item()
-            n_tok += int((batch["labels"] != -100).sum())
+            n_tok += tokens
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         lr = opt.param_groups[0]["lr"]
         opt.step()
@@ -154,7 +163,7 @@ def train_iteration(store, examples: list[SFTExample], *, run: str, iteration: i
         if progress:
             progress.update(task, completed=local + 1, rate=f"loss {loss_sum:.3f} lr {lr:.2e}")
         if (local + 1) % cfg.save_every == 0 and local + 1 < n_steps:
-            _save(ckpt.steps_dir(checkpoints, run, iteration) / f"step-{local + 1:06d}", policy, opt, sched,
+            _save(ckpt.steps_dir(final) / f"step-{local + 1:06d}", policy, opt, sched,
                   {"local_step": local + 1, "global_step": global_step, "steps": n_steps}, store, pending)
             result.log += pending
             pending = []
@@ -164,7 +173,7 @@ def train_iteration(store, examples: list[SFTExample], *, run: str, iteration: i
             **(extra_meta or {})}
     _save(final, policy, opt, sched, meta, store, pending)
     result.log += pending
-    shutil.rmtree(ckpt.steps_dir(checkpoints, run, iteration), ignore_errors=True)
+    shutil.rmtree(ckpt.steps_dir(final), ignore_errors=True)
     result.global_step = global_step
     result.seconds = time.perf_counter() - t0
     losses = [r["loss"] for r in result.log]

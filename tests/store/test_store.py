@@ -58,12 +58,17 @@ def test_conflicting_content_for_one_key_is_refused_before_writing(store_uri):
         s.append("runs", [{"run_id": "d", "recipe": "1"}, {"run_id": "d", "recipe": "2"}], conflict_column="recipe")
 
 
-def test_merge_updates_in_place(store_uri):
+def test_update_sets_only_the_given_columns_and_never_inserts(store_uri):
     s = Store(store_uri)
-    s.append("runs", [{"run_id": "a", "recipe": "old"}])
-    s.merge("runs", pa.Table.from_pylist([{"run_id": "a", "recipe": "new"}, {"run_id": "b", "recipe": "b"}]))
-    got = dict(zip(*s.dataset("runs").to_table(columns=["run_id", "recipe"]).to_pydict().values()))
-    assert got == {"a": "new", "b": "b"}
+    s.append("rollouts", [{"rollout_id": i, "run_id": "r", "iteration": 0, "stage": "explore", "query_id": "q",
+                           "sample_idx": n, "response": f"text {i}"} for n, i in enumerate("abc")])
+    n = s.update("rollouts", pa.Table.from_pylist([{"rollout_id": "b", "prm_score": 0.25, "step_scores": [0.5, 0.25]},
+                                                  {"rollout_id": "zz", "prm_score": 0.9, "step_scores": [0.9]}]))
+    rows = {r["rollout_id"]: r for r in s.dataset("rollouts").to_table().to_pylist()}
+    assert n == 1 and set(rows) == {"a", "b", "c"}  # the unknown key was not inserted
+    assert rows["b"]["prm_score"] == 0.25 and rows["b"]["step_scores"] == [0.5, 0.25]
+    assert rows["b"]["response"] == "text b" and rows["b"]["sample_idx"] == 1  # other columns kept
+    assert rows["a"]["prm_score"] is None
 
 
 def test_compacts_when_fragments_pile_up(store_uri):

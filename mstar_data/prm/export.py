@@ -1,0 +1,133 @@
+"""`mstar export prm --format trl`: step-labelled responses in TRL's stepwise-supervision layout.
+
+One Parquet file with `prompt` (the user text), `completions` (the response's steps), `labels` (one bool per
+step) and `images` (a list with the query's image, as Hugging Face `Image` structs {bytes, path}). The schema
+metadata carries the `datasets` features, so `load_dataset("parquet", data_files=...)` decodes the images.
+A dataset card (README.md) gives the rows, the provenance (store, run, Lance table versions) and the
+labelling settings. Written into a temporary folder and renamed into place: no half-written export.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mstar_data.errors import MstarError
+from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.prompts import build_prompt
+from mstar_data.sql_views import run_view, sql_literal
+
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+SCHEMA = pa.schema([("prompt", pa.string()), ("completions", pa.list_(pa.string())),
+                    ("labels", pa.list_(pa.bool_())), ("images", pa.list_(IMAGE)),
+                    ("rollout_id", pa.string()), ("query_id", pa.string())])
+FEATURES = {"prompt": {"dtype": "string", "_type": "Value"},
+            "completions": [{"dtype": "string", "_type": "Value"}],
+            "labels": [{"dtype": "bool", "_type": "Value"}],
+            "images": [{"_type": "Image"}],
+            "rollout_id": {"dtype": "string", "_type": "Value"},
+            "query_id": {"dtype": "string", "_type": "Value"}}
+DATA_FILE = "data/train-00000-of-00001.parquet"
+
+
+@dataclass
+class ExportResult:
+    out: str
+    rows: int
+    steps: int
+    good_steps: int
+
+
+def labelling_settings(store, run: str) -> list[dict]:
+    """The distinct settings of the `mstar prm label` jobs that labelled this run."""
+    rows = store.dataset("jobs").to_table(columns=["args"], filter=f"kind = 'prm-label' AND run_id = {sql_literal(run)}")
+    seen = []
+    for a in rows.column("args").to_pylist():
+        args = json.loads(a)
+        s = {k: args.get(k) for k in ("policy", "m", "temperature", "max_new_tokens", "stage", "backend", "seed")}
+        if s not in seen:
+            seen.append(s)
+    return seen
+
+
+def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", label: str = "hard",
+                   threshold: float = 0.5) -> ExportResult:
+    if label not in ("hard", "soft"):
+        raise MstarError(f"--label '{label}': expected hard or soft")
+    out = Path(out)
+    versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
+    rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split).to_pylist()
+    if not rows:
+        raise MstarError(f"run '{run}' has no step-labelled responses on {split} queries: run `mstar prm label` first")
+    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in rows}))}
+    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    labels = [list(r["hard_labels"]) if label == "hard" else [y >= threshold for y in r["soft_labels"]] for r in rows]
+    table = pa.table({
+        "prompt": [build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]) for r in rows],
+        "completions": [r["steps"] for r in rows],
+        "labels": labels,
+        "images": [[{"bytes": images.get(queries[r["query_id"]]["image_sha256"]), "path": None}] for r in rows],
+        "rollout_id": [r["rollout_id"] for r in rows],
+        "query_id": [r["query_id"] for r in rows],
+    }, schema=SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": FEATURES}})}))
+    result = ExportResult(str(out), table.num_rows, sum(len(x) for x in labels), sum(sum(x) for x in labels))
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / DATA_FILE).parent.mkdir(parents=True)
+    pq.write_table(table, partial / DATA_FILE)
+    (partial / "README.md").write_text(dataset_card(store, result, run=run, split=split, label=label,
+                                                    threshold=threshold, versions=versions))
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return result
+
+
+def dataset_card(store, r: ExportResult, *, run: str, split: str, label: str, threshold: float,
+                 versions: dict[str, int]) -> str:
+    settings = labelling_settings(store, run)
+    rule = ("hard: a step is good when at least one Monte-Carlo continuation from it reached the right answer"
+            if label == "hard" else f"soft: a step is good when at least {threshold:.0%} of its continuations did")
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        f"    path: {DATA_FILE}",
+        "tags:",
+        "- process-reward-model",
+        "- stepwise-supervision",
+        "- mstar",
+        "---",
+        "",
+        f"# Step-labelled responses of run `{run}` (TRL stepwise supervision)",
+        "",
+        f"- rows: {r.rows} responses, {r.steps} labelled steps, {r.good_steps} of them good "
+        f"({r.good_steps / max(r.steps, 1):.1%})",
+        "- columns: `prompt` (user text), `completions` (the response's steps), `labels` (one bool per step), "
+        "`images` (the query's image), plus `rollout_id` and `query_id` to trace each row back to the store",
+        f"- labels: {rule}; the last step is labelled by the response's own verdict, and the steps after the "
+        "first step with no correct continuation are labelled bad without being rolled out",
+        "",
+        "## Provenance",
+        "",
+        f"- store: `{store.uri}`",
+        f"- run: `{run}`, queries of split `{split}`",
+        "- Lance table versions: " + ", ".join(f"{t} v{v}" for t, v in versions.items()),
+        f"- exported: {datetime.now(timezone.utc).isoformat(timespec='seconds')} by `mstar export prm --format trl`",
+        "",
+        "## Labelling settings (`mstar prm label` jobs)",
+        "",
+    ]
+    lines += [f"- {json.dumps(s)}" for s in settings] or ["- (no prm-label job recorded for this run)"]
+    lines += ["", "## Loading", "", "```python", "from datasets import load_dataset", "",
+              f'ds = load_dataset("parquet", data_files="{DATA_FILE}", split="train")',
+              "```", ""]
+    return "\n".join(lines)

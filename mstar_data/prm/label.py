@@ -1,0 +1,219 @@
+"""Monte-Carlo step labels (Math-Shepherd): how often the policy still reaches the right answer from each step.
+
+For a source rollout with steps s1..sn and each step j < n, the policy continues the prefix s1..sj M times;
+soft_label = the fraction of continuations judged correct, hard_label = any was. The last step's label is
+the response's own verdict (it is its own and only continuation: n_rollouts = 1). Labelling runs in waves, one
+step of every live response per wave, and a response stops after its first step with no correct
+continuation: its later steps are written with label 0 and n_rollouts = 0.
+
+Every continuation is stored as a rollout (stage "mc", parent_rollout_id, prefix_steps = j) with an id and seed
+derived from (parent, step, sample), so a rerun reuses what was stored, samples only what is missing, and
+writes each label once. Sharding splits the source rollouts (every n-th by id from i).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field
+
+from mstar_data.answers import judge, mstar_format_ok
+from mstar_data.errors import MstarError
+from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.keys import sample_seed
+from mstar_data.prompts import build_prompt
+from mstar_data.sql_views import sql_literal
+from mstar_data.steps import has_reflection, split_steps
+from mstar_data.workers.backend import SampleRequest
+
+
+class LabelConfig(BaseModel):
+    """Options of `mstar prm label`."""
+
+    policy: str = Field(description="The policy that continues the step prefixes (warm-up/bootstrap policy).")
+    run: str = Field(description="Run whose rollouts are labelled (and that the continuations belong to).")
+    iteration: int = Field(0, ge=0, description="Iteration of the source rollouts.")
+    stage: str = Field("explore", description="Stage of the source rollouts.")
+    split: str | None = Field(None, description="Only rollouts of queries in this split.")
+    m: int = Field(8, ge=1, description="Continuations per step prefix.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the continuations.")
+    shard: tuple[int, int] = Field((0, 1), description="Shard i of n of the source rollouts.")
+    limit: int | None = Field(None, ge=1, description="Only the first M source rollouts (by id).")
+    seed: int = Field(0)
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(64, ge=1)
+    backend: str = Field("hf", description="hf or vllm (lmdeploy cannot continue an assistant prefix).")
+    flush_rows: int = Field(1024, ge=1, description="Write continuations every this many rows.")
+
+
+@dataclass
+class LabelResult:
+    job_id: str
+    parents: int = 0
+    labels_written: int = 0
+    labels_skipped: int = 0
+    rollouts_written: int = 0
+    rollouts_reused: int = 0
+    n_tokens: int = 0
+    wall_s: float = 0.0
+    gen_s: float = 0.0
+    store_s: float = 0.0
+
+
+def mc_rollout_id(parent: str, step: int, sample: int) -> str:
+    return hashlib.sha256(f"mc\x1f{parent}\x1f{step}\x1f{sample}".encode()).hexdigest()[:32]
+
+
+def source_rollouts(store, cfg: LabelConfig) -> list[dict]:
+    where = (f"run_id = {sql_literal(cfg.run)} AND iteration = {int(cfg.iteration)} "
+             f"AND stage = {sql_literal(cfg.stage)} AND correct IS NOT NULL")
+    rows = store.dataset("rollouts").to_table(columns=["rollout_id", "query_id", "steps", "correct"],
+                                              filter=where).sort_by("rollout_id").to_pylist()
+    if cfg.split is not None:
+        keep = {q["query_id"] for q in select_queries(store, split=cfg.split)}
+        rows = [r for r in rows if r["query_id"] in keep]
+    rows = [r for r in rows if r["steps"]]
+    if cfg.limit:
+        rows = rows[:cfg.limit]
+    i, n = cfg.shard
+    return rows[i::n]
+
+
+def _label(parent: str, step: int, n: int, k: int, run: str) -> dict:
+    return {"rollout_id": parent, "step_idx": step, "n_rollouts": n, "n_correct": k,
+            "soft_label": k / n if n else 0.0, "hard_label": k > 0, "run_id": run,
+            "created_at": datetime.now(timezone.utc)}
+
+
+def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResult:
+    from mstar_data.workers.backend import load_sampler
+
+    if cfg.backend == "lmdeploy":
+        raise MstarError("--backend lmdeploy cannot continue an assistant prefix; use hf or vllm")
+    t_start = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    result = LabelResult(uuid.uuid4().hex)
+    parents = source_rollouts(store, cfg)
+    result.parents = len(parents)
+    if not parents:
+        return _finish(store, cfg, result, started_at, t_start)
+    ids = sql_literal_list([p["rollout_id"] for p in parents])
+    labelled = store.dataset("step_labels").to_table(
+        columns=["rollout_id", "step_idx"], filter=f"rollout_id IN ({ids})").to_pylist() if store.count("step_labels") else []
+    done_steps: dict[str, int] = {}
+    for r in labelled:
+        done_steps[r["rollout_id"]] = max(done_steps.get(r["rollout_id"], 0), r["step_idx"] + 1)
+    result.labels_skipped = len(labelled)
+    mc_scope = f"run_id = {sql_literal(cfg.run)} AND iteration = {int(cfg.iteration)} AND stage = 'mc'"
+    stored_mc = {r["rollout_id"]: r["correct"] for r in store.dataset("rollouts").to_table(
+        columns=["rollout_id", "correct"], filter=mc_scope).to_pylist()}
+    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({p["query_id"] for p in parents}))}
+    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    # A response is live at step j until it has a step with no correct continuation (or runs out of steps).
+    live = {p["rollout_id"]: done_steps.get(p["rollout_id"], 0) for p in parents
+            if done_steps.get(p["rollout_id"], 0) < len(p["steps"])}
+    by_id = {p["rollout_id"]: p for p in parents}
+    sampler_obj = [sampler]
+    buffer: list[dict] = []
+
+    def flush(labels: list[dict] | None = None) -> None:
+        nonlocal buffer
+        t0 = time.perf_counter()
+        if buffer:
+            result.rollouts_written += store.append("rollouts", buffer, where=mc_scope)
+            buffer = []
+        if labels:  # after the continuations they count: a label never exists without its rollouts
+            result.labels_written += store.append("step_labels", labels)
+        result.store_s += time.perf_counter() - t0
+
+    total = sum(len(by_id[p]["steps"]) - j for p, j in live.items())
+    task = progress.add_task("prm label", total=total, rate="") if progress else None
+    while live:
+        # One wave: the next step of every live response.
+        wave = sorted(live.items())
+        todo: list[tuple[str, int, int, str]] = []  # (parent, step, sample, mc id) still to sample
+        outcome: dict[tuple[str, int], list[bool]] = {}
+        for parent, j in wave:
+            if j == len(by_id[parent]["steps"]) - 1:
+                continue
+            for m in range(cfg.m):
+                rid = mc_rollout_id(parent, j, m)
+                if rid in stored_mc:
+                    outcome.setdefault((parent, j), []).append(bool(stored_mc[rid]))
+                    result.rollouts_reused += 1
+                else:
+                    todo.append((parent, j, m, rid))
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start:start + cfg.batch_size]
+            requests = []
+            for parent, j, m, rid in batch:
+                p, q = by_id[parent], queries[by_id[parent]["query_id"]]
+                prefix = "".join(f"{step}\n\n" for step in p["steps"][:j + 1])  # the M-STAR step format
+                seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
+                requests.append(SampleRequest(rid, build_prompt(q["question"], q["choices"]),
+                                              images.get(q["image_sha256"]), cfg.temperature, seed,
+                                              cfg.max_new_tokens, prefix=prefix))
+            if sampler_obj[0] is None:
+                sampler_obj[0] = load_sampler(cfg.backend, cfg.policy)
+            t0 = time.perf_counter()
+            completions = sampler_obj[0].generate(requests)
+            result.gen_s += time.perf_counter() - t0
+            for (parent, j, m, rid), req, c in zip(batch, requests, completions):
+                q = queries[by_id[parent]["query_id"]]
+                text = req.prefix + c.text
+                v = judge(text, q["answer"], answer_type=q["answer_type"], choices=q["choices"],
+                          precision=q["precision"], unit=q["unit"])
+                outcome.setdefault((parent, j), []).append(bool(v.correct))
+                result.n_tokens += c.n_tokens
+                buffer.append({
+                    "rollout_id": rid, "run_id": cfg.run, "iteration": cfg.iteration, "stage": "mc",
+                    "query_id": q["query_id"], "sample_idx": m, "temperature": cfg.temperature, "seed": req.seed,
+                    "policy": str(getattr(sampler_obj[0], "policy_tag", cfg.policy)), "prompt_variant": "cot",
+                    "response": text, "steps": split_steps(text), "n_tokens": c.n_tokens,
+                    "finish_reason": c.finish_reason, "pred_answer": v.pred_answer, "correct": v.correct,
+                    "format_ok": mstar_format_ok(text), "reflection": has_reflection(text),
+                    "parent_rollout_id": parent, "prefix_steps": j + 1, "created_at": datetime.now(timezone.utc)})
+            if len(buffer) >= cfg.flush_rows:
+                flush()
+        labels = []
+        for parent, j in wave:
+            p = by_id[parent]
+            n_steps = len(p["steps"])
+            if j == n_steps - 1:
+                labels.append(_label(parent, j, 1, int(bool(p["correct"])), cfg.run))
+                del live[parent]
+                continue
+            ok = outcome[(parent, j)]
+            labels.append(_label(parent, j, len(ok), sum(ok), cfg.run))
+            if not any(ok):  # no correct continuation: the later steps are wrong too, without rollouts
+                labels += [_label(parent, s, 0, 0, cfg.run) for s in range(j + 1, n_steps)]
+                del live[parent]
+            else:
+                live[parent] = j + 1
+        flush(labels)
+        if progress:
+            progress.update(task, advance=len(labels),
+                            rate=f"{result.n_tokens / max(time.perf_counter() - t_start, 1e-9):.0f} tok/s")
+    return _finish(store, cfg, result, started_at, t_start)
+
+
+def sql_literal_list(values: list[str]) -> str:
+    return ", ".join(sql_literal(v) for v in values)
+
+
+def _finish(store, cfg: LabelConfig, result: LabelResult, started_at, t_start: float) -> LabelResult:
+    result.wall_s = time.perf_counter() - t_start
+    wall = max(result.wall_s, 1e-9)
+    store.append("jobs", [{
+        "job_id": result.job_id, "kind": "prm-label", "run_id": cfg.run, "iteration": cfg.iteration,
+        "stage": "mc", "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "args": json.dumps(cfg.model_dump(), default=str),
+        "started_at": started_at, "finished_at": datetime.now(timezone.utc), "n_requested": result.parents,
+        "n_skipped": result.labels_skipped, "n_written": result.labels_written + result.rollouts_written,
+        "n_tokens": result.n_tokens, "wall_s": result.wall_s, "work_s": result.gen_s, "store_s": result.store_s,
+        "rows_per_s": result.rollouts_written / wall, "tokens_per_s": result.n_tokens / wall}])
+    return result

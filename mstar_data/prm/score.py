@@ -1,0 +1,144 @@
+"""`mstar prm score`: step scores and a response score for stored rollouts, filled in place.
+
+step_scores (P('+') at each step tag) and prm_score (min over steps by default; mean or last) are written
+with a merge_insert keyed on rollout_id that updates only the score columns. Rollouts this PRM already
+scored are not run through the model again; only their prm_score is recomputed if the aggregate changed, so a
+rerun writes nothing. Rows are flushed every `flush_rows`, so a killed job keeps what it scored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.prm.format import PRMExample, aggregate, step_scores
+from mstar_data.prompts import build_prompt
+from mstar_data.sql_views import sql_literal
+
+
+class ScoreConfig(BaseModel):
+    """Options of `mstar prm score`."""
+
+    prm: str = Field(description="PRM model folder (from `mstar prm train`).")
+    run: str = Field(description="Run whose rollouts are scored.")
+    iteration: int | None = Field(None, ge=0, description="Only this iteration (default: all).")
+    stage: str | None = Field(None, description="Only this stage (default: every stage but mc).")
+    aggregate: Literal["min", "mean", "last"] = Field("min", description="Response score from step scores.")
+    correct_only: bool = Field(False, description="Only correct, well-formed rollouts (all top-K selection reads).")
+    more_than: int | None = Field(None, ge=1, description="With correct_only: only queries with more than this many "
+                                  "(top-K takes every correct response of the others, so needs no ranking).")
+    sampled_only: bool = Field(False, description="Only rollouts sampled at T > 0 (all Reward-Pass@2 reads).")
+    batch_size: int = Field(32, ge=1)
+    flush_rows: int = Field(2048, ge=1)
+
+
+@dataclass
+class ScoreResult:
+    job_id: str
+    selected: int = 0
+    scored: int = 0      # run through the PRM
+    rescored: int = 0    # prm_score recomputed from stored step scores (another aggregate)
+    unchanged: int = 0
+    wall_s: float = 0.0
+    model_s: float = 0.0
+    store_s: float = 0.0
+
+
+def score_scope(cfg: ScoreConfig) -> str:
+    where = [f"run_id = {sql_literal(cfg.run)}"]
+    if cfg.iteration is not None:
+        where.append(f"iteration = {int(cfg.iteration)}")
+    where.append(f"stage = {sql_literal(cfg.stage)}" if cfg.stage else "stage <> 'mc'")
+    if cfg.correct_only:
+        where.append("correct = true AND format_ok = true")
+    if cfg.sampled_only:
+        where.append("temperature > 0")
+    return " AND ".join(where)
+
+
+UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_(pa.float32())),
+                           ("prm_score", pa.float32()), ("prm", pa.string())])
+
+
+def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
+    from mstar_data.prm.model import load_prm, prm_meta
+    from mstar_data.train.batches import PromptCache
+
+    prm_meta(cfg.prm)
+    t_start = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    result = ScoreResult(uuid.uuid4().hex)
+    tag = str(cfg.prm)
+    rows = store.dataset("rollouts").to_table(
+        columns=["rollout_id", "query_id", "steps", "step_scores", "prm_score", "prm"],
+        filter=score_scope(cfg)).sort_by("rollout_id").to_pylist()
+    rows = [r for r in rows if r["steps"]]
+    if cfg.correct_only and cfg.more_than:
+        per_query = Counter(r["query_id"] for r in rows)
+        rows = [r for r in rows if per_query[r["query_id"]] > cfg.more_than]
+    result.selected = len(rows)
+    updates: list[dict] = []
+    todo = []
+    for r in rows:
+        if r["prm"] == tag and r["step_scores"] is not None:
+            s = aggregate(r["step_scores"], cfg.aggregate)
+            if r["prm_score"] is None or abs(r["prm_score"] - s) > 1e-6:
+                updates.append({"rollout_id": r["rollout_id"], "step_scores": r["step_scores"], "prm_score": s,
+                                "prm": tag})
+                result.rescored += 1
+            else:
+                result.unchanged += 1
+        else:
+            todo.append(r)
+
+    def flush() -> None:
+        nonlocal updates
+        t0 = time.perf_counter()
+        if updates:
+            store.update("rollouts", pa.Table.from_pylist(updates, schema=UPDATE_SCHEMA))
+        updates = []
+        result.store_s += time.perf_counter() - t0
+
+    if todo:
+        prm = prm or load_prm(cfg.prm)
+        queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in todo}))}
+        images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+        cache = PromptCache()
+        task = progress.add_task("prm score", total=len(todo), rate="") if progress else None
+        # Similar lengths together: less padding per batch.
+        todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start:start + cfg.batch_size]
+            examples = [PRMExample(build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]),
+                                   images.get(queries[r["query_id"]]["image_sha256"]), r["steps"]) for r in batch]
+            t0 = time.perf_counter()
+            scores = step_scores(prm, examples, cache)
+            result.model_s += time.perf_counter() - t0
+            for r, s in zip(batch, scores):
+                updates.append({"rollout_id": r["rollout_id"], "step_scores": s,
+                                "prm_score": aggregate(s, cfg.aggregate), "prm": tag})
+            result.scored += len(batch)
+            if len(updates) >= cfg.flush_rows:
+                flush()
+            if progress:
+                progress.update(task, completed=start + len(batch),
+                                rate=f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
+    flush()
+    result.wall_s = time.perf_counter() - t_start
+    store.append("jobs", [{
+        "job_id": result.job_id, "kind": "prm-score", "run_id": cfg.run, "iteration": cfg.iteration,
+        "stage": cfg.stage, "shard": "0/1", "args": json.dumps(cfg.model_dump(), default=str),
+        "started_at": started_at, "finished_at": datetime.now(timezone.utc), "n_requested": result.selected,
+        "n_skipped": result.unchanged, "n_written": result.scored + result.rescored, "n_tokens": 0,
+        "wall_s": result.wall_s, "work_s": result.model_s, "store_s": result.store_s,
+        "rows_per_s": result.scored / max(result.wall_s, 1e-9), "tokens_per_s": 0.0}])
+    return result

@@ -1,0 +1,69 @@
+"""`mstar prm train`: fine-tune a copy of the policy into a PRM on MC step labels (sql/prm_trainset.sql).
+
+The PRM starts from the policy's weights and learns P('+') at each step tag (see prm/format.py) against hard
+(any continuation correct) or soft (fraction correct) labels. It runs through the SFT trainer with the step
+loss swapped in, so it is checkpointed and resumable the same way (step checkpoints every save_every, the
+same batches and LRs after a kill -9). The checkpoint's metadata records how it reads steps and what it was
+trained on (run, label kind, table versions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from mstar_data.errors import MstarError
+from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.prm.format import NEGATIVE, POSITIVE, STEP_TAG, PRMExample
+from mstar_data.prompts import build_prompt
+from mstar_data.sql_views import run_view
+from mstar_data.train.trainer import TrainConfig, TrainResult, steps_for, train_iteration
+
+
+class PrmTrainConfig(TrainConfig):
+    """Options of `mstar prm train` (the optimiser options are the trainer's)."""
+
+    policy: str = Field(description="Model folder the PRM starts from (the policy that was labelled).")
+    run: str = Field(description="Run whose step labels train the PRM.")
+    out: str = Field(description="Where the PRM checkpoint goes.")
+    label: Literal["hard", "soft"] = Field("hard", description="hard: any continuation correct; soft: fraction.")
+    split: str = Field("train", description="Queries whose labelled responses are trained on.")
+    method: Literal["iterative-rft"] = "iterative-rft"
+    epochs: float = Field(3.0, gt=0)
+    lr: float = Field(5e-4, gt=0)
+
+
+def prm_examples(store, run: str, split: str = "train", label: str = "hard",
+                 version: dict[str, int] | None = None) -> list[PRMExample]:
+    rows = run_view(store, "prm_trainset", versions=version, run=run, split=split).to_pylist()
+    if not rows:
+        return []
+    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in rows}))}
+    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    key = "hard_labels" if label == "hard" else "soft_labels"
+    return [PRMExample(build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]),
+                       images.get(queries[r["query_id"]]["image_sha256"]), r["steps"],
+                       [float(y) for y in r[key]]) for r in rows]
+
+
+def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
+    from mstar_data.prm.format import prm_loss
+
+    versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
+    examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions)
+    if not examples:
+        raise MstarError(f"run '{cfg.run}' has no step-labelled responses on {cfg.split} queries: "
+                         f"run `mstar prm label --run {cfg.run}` first")
+    n_steps = sum(len(e.steps) for e in examples)
+    n_good = sum(y >= 0.5 for e in examples for y in e.labels)
+    train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
+    if train_cfg.total_steps is None:
+        train_cfg = train_cfg.model_copy(update={"total_steps": steps_for(len(examples), train_cfg)})
+    meta = {"prm": {"step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
+                    "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
+                    "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
+    return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,
+                           cfg=train_cfg, out=Path(cfg.out), progress=progress, extra_meta=meta,
+                           loss_fn=prm_loss)

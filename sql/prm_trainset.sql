@@ -1,0 +1,18 @@
+-- PRM training data: the step-labelled rollouts of run $run on $split queries, one row per response with its
+-- steps and per-step labels in step order (hard: any MC continuation correct; soft: the fraction correct).
+-- Only responses whose every step has a label. MC continuations themselves (stage mc) are not examples.
+-- param split = 'train'
+WITH labels AS (
+    SELECT rollout_id,
+           list(hard_label ORDER BY step_idx) AS hard_labels,
+           list(soft_label ORDER BY step_idx) AS soft_labels,
+           count(*)                           AS n_labels
+    FROM step_labels
+    GROUP BY rollout_id
+)
+SELECT r.rollout_id, r.query_id, r.steps, l.hard_labels, l.soft_labels
+FROM rollouts AS r
+JOIN labels AS l USING (rollout_id)
+JOIN queries AS q USING (query_id)
+WHERE r.run_id = $run AND r.stage <> 'mc' AND q.split = $split AND l.n_labels = len(r.steps)
+ORDER BY r.rollout_id

@@ -1,0 +1,141 @@
+"""The PRM through the real code paths on the tiny policy: label, train (and resume), score, evaluate, export,
+and the loop using it."""
+
+import pytest
+
+from mstar_data.ingest.synthetic import synthetic_items
+from mstar_data.ingest.writer import ingest_items
+from mstar_data.inputs import select_queries
+from mstar_data.prm.evaluate import EvalConfig, run_eval
+from mstar_data.prm.label import LabelConfig, run_label
+from mstar_data.prm.score import ScoreConfig, run_score
+from mstar_data.prm.train import PrmTrainConfig, train_prm
+from mstar_data.store import Store
+from mstar_data.workers.backend import load_sampler
+from mstar_data.workers.generate import GenerateConfig, run_generate
+
+TRAIN = dict(max_steps=6, batch_size=8, save_every=2, warmup_steps=1, lr=2e-3)
+
+
+@pytest.fixture(scope="module")
+def prm_store(bootstrapped_policy, tmp_path_factory):
+    policy, _ = bootstrapped_policy
+    root = tmp_path_factory.mktemp("prm")
+    s = Store(str(root / "store"))
+    ingest_items(s, synthetic_items(300, 1, "easy", 0.2), source="synthetic", dataset="synthetic", split="train")
+    sampler = load_sampler("hf", policy)
+    for stage, split, nq, n in (("explore", "train", 24, 2), ("eval", "val", 12, 4)):
+        ids = [q["query_id"] for q in select_queries(s, split=split, limit=nq)]
+        run_generate(s, GenerateConfig(policy=policy, split=None, query_ids=ids, n=n, temperature=0.7, run="p",
+                                       stage=stage, max_new_tokens=40, batch_size=48), sampler=sampler)
+        run_label(s, LabelConfig(policy=policy, run="p", stage=stage, m=2, temperature=0.7, max_new_tokens=40),
+                  sampler=sampler)
+    out = root / "prm"
+    train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(out), **TRAIN))
+    return s, policy, str(out)
+
+
+def test_labels_come_from_real_continuations(prm_store):
+    s, _, _ = prm_store
+    mc = s.dataset("rollouts").to_table(columns=["parent_rollout_id", "prefix_steps", "correct"],
+                                        filter="stage = 'mc'").to_pylist()
+    assert mc and all(m["parent_rollout_id"] and m["prefix_steps"] >= 1 and m["correct"] is not None for m in mc)
+    n_parents = s.count("rollouts", "run_id = 'p' AND stage <> 'mc'")
+    assert s.count("step_labels") >= n_parents  # at least one label per response
+
+
+def test_trained_prm_says_how_it_reads_steps(prm_store, cli):
+    from mstar_data.prm.model import prm_meta
+
+    s, policy, out = prm_store
+    meta = prm_meta(out)
+    assert meta["label"] == "hard" and meta["run"] == "p" and meta["n_responses"] > 0 and meta["positive"] == "+"
+    r = cli("prm", "score", "--prm", policy, "--run", "p", "--store", s.uri)
+    assert r.rc == 1 and "not a trained PRM" in r.err and "Traceback" not in r.err
+
+
+def test_score_fills_steps_and_is_idempotent(prm_store):
+    s, _, out = prm_store
+    cfg = ScoreConfig(prm=out, run="p", stage="eval")
+    first = run_score(s, cfg)
+    rows = s.dataset("rollouts").to_table(filter="run_id = 'p' AND stage = 'eval'").to_pylist()
+    assert first.scored == len(rows) > 0
+    for r in rows:
+        assert len(r["step_scores"]) == len(r["steps"]) and all(0 < x < 1 for x in r["step_scores"])
+        assert r["prm_score"] == pytest.approx(min(r["step_scores"])) and r["prm"] == out
+    version = s.version("rollouts")
+    again = run_score(s, cfg)
+    assert (again.scored, again.rescored, again.unchanged) == (0, 0, len(rows)) and s.version("rollouts") == version
+    mean = run_score(s, cfg.model_copy(update={"aggregate": "mean"}))
+    assert mean.scored == 0 and mean.rescored == len(rows)  # no model pass: the stored step scores are reused
+    r0 = s.dataset("rollouts").to_table(filter=f"rollout_id = '{rows[0]['rollout_id']}'").to_pylist()[0]
+    assert r0["prm_score"] == pytest.approx(sum(r0["step_scores"]) / len(r0["step_scores"]))
+    run_score(s, cfg)  # back to min for the other tests
+
+
+def test_eval_writes_one_prm_evals_row(prm_store, cli):
+    s, _, out = prm_store
+    row = run_eval(s, EvalConfig(prm=out, run="p"))
+    assert row["n_steps"] > 0 and 0.0 <= row["step_auc"] <= 1.0
+    assert row["n_queries"] == 12 and row["n_samples"] == 4
+    for key in ("best_of_n", "weighted_vote", "majority_vote", "reward_pass_at_2", "random_2"):
+        assert 0.0 <= row[key] <= row["pass_at_n"]
+    r = cli("prm", "eval", "--prm", out, "--run", "p", "--store", s.uri)
+    assert r.rc == 0 and "step AUC" in r.out and "Reward-Pass@2" in r.out
+    assert s.count("prm_evals") == 1  # keyed: re-evaluating writes nothing new
+
+
+def test_export_trl_loads_with_datasets(prm_store, tmp_path, cli):
+    datasets = pytest.importorskip("datasets")
+    s, _, _ = prm_store
+    out = tmp_path / "export"
+    r = cli("export", "prm", "--format", "trl", "--out", out, "--run", "p", "--store", s.uri)
+    assert r.rc == 0, r.err
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    n = s.count("rollouts", "run_id = 'p' AND stage = 'explore'")
+    assert len(ds) == n
+    ex = ds[0]
+    stored = s.dataset("rollouts").to_table(filter=f"rollout_id = '{ex['rollout_id']}'").to_pylist()[0]
+    assert ex["completions"] == stored["steps"] and len(ex["labels"]) == len(ex["completions"])
+    assert all(isinstance(x, bool) for x in ex["labels"]) and "How many" in ex["prompt"]
+    assert ex["images"][0].size == (64, 64)  # decoded to a PIL image
+    card = (out / "README.md").read_text()
+    assert f"{n} responses" in card and "run: `p`" in card and "rollouts v" in card and '"m": 2' in card
+    bad = cli("export", "prm", "--format", "csv", "--out", tmp_path / "x", "--run", "p", "--store", s.uri)
+    assert bad.rc == 1 and "--format 'csv'" in bad.err and not (tmp_path / "x").exists()
+
+
+def test_prm_training_resumes_after_a_crash_on_the_same_steps(prm_store, tmp_path, monkeypatch):
+    import mstar_data.prm.format as fmt
+
+    s, policy, _ = prm_store
+    whole = train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "whole"), **TRAIN))
+    real, calls = fmt.prm_loss, []
+
+    def crashing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # the 5th step, after the step-4 checkpoint
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fmt, "prm_loss", crashing)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "cut"), **TRAIN))
+    monkeypatch.setattr(fmt, "prm_loss", real)
+    resumed = train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "cut"), **TRAIN))
+    assert resumed.resumed_from == 4
+    log = s.dataset("train_log").to_table(filter="run_id IN ('prm:whole', 'prm:cut')").to_pylist()
+    seq = {run: [(r["step"], round(r["loss"], 5), r["lr"]) for r in sorted(log, key=lambda r: r["step"])
+                 if r["run_id"] == run] for run in ("prm:whole", "prm:cut")}
+    assert len(seq["prm:whole"]) == whole.steps == 6 and seq["prm:cut"] == seq["prm:whole"]
+
+
+def test_the_loop_ranks_and_searches_with_the_prm(prm_store, cli):
+    s, policy, out = prm_store
+    r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--store", s.uri, "--set", f"run.base_policy='{policy}'",
+            "--set", "run.id='withprm'", "--set", f"prm.path='{out}'")
+    assert r.rc == 0, r.err
+    its = s.dataset("iterations").to_table(filter="run_id = 'withprm'").to_pylist()
+    assert len(its) == 3 and all(it["reward_pass_at_2"] is not None for it in its)
+    scored = s.count("rollouts", "run_id = 'withprm' AND stage = 'temp-sweep' AND prm_score IS NOT NULL")
+    assert scored == s.count("rollouts", "run_id = 'withprm' AND stage = 'temp-sweep'") > 0
