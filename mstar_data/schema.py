@@ -67,7 +67,7 @@ ROLLOUTS = pa.schema([
     _f("reflection", pa.bool_()),             # re-checking words in the response (computed once, on write)
     _f("step_scores", pa.list_(pa.float32())),
     _f("prm_score", pa.float32()),
-    _f("prm", pa.string()),
+    _f("prm", pa.string()),                   # the PRM that scored it: folder@training id
     _f("parent_rollout_id", pa.string()),     # MC continuations: the rollout whose step prefix they extend
     _f("prefix_steps", pa.int32()),
     _f("created_at", _ts),
@@ -144,7 +144,7 @@ TRAIN_LOG = pa.schema([                       # one row per optimizer step
 ])
 
 PRM_EVALS = pa.schema([                       # one row per PRM evaluation (`mstar prm eval`)
-    _f("prm", pa.string(), False),            # the PRM's folder
+    _f("prm", pa.string(), False),            # the PRM: folder@training id (as in rollouts.prm)
     _f("run_id", pa.string(), False),         # the run whose rollouts and labels it was measured on
     _f("iteration", pa.int32(), False),
     _f("stage", pa.string(), False),          # the N-samples-per-query rollouts reranked

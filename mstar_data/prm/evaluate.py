@@ -36,11 +36,14 @@ class EvalConfig(BaseModel):
 def run_eval(store, cfg: EvalConfig, prm=None, progress=None) -> dict:
     run_score(store, ScoreConfig(prm=cfg.prm, run=cfg.run, iteration=cfg.iteration, stage=cfg.stage,
                                  aggregate=cfg.aggregate, batch_size=cfg.batch_size), prm=prm, progress=progress)
-    auc = run_view(store, "prm_step_auc", run=cfg.run, iteration=cfg.iteration, stage=cfg.stage, prm=str(cfg.prm),
+    from mstar_data.prm.model import prm_tag
+
+    tag = prm_tag(cfg.prm)
+    auc = run_view(store, "prm_step_auc", run=cfg.run, iteration=cfg.iteration, stage=cfg.stage, prm=tag,
                    split=cfg.split).to_pylist()[0]
     rerank = run_view(store, "prm_rerank", run=cfg.run, iteration=cfg.iteration, stage=cfg.stage,
                       seed=cfg.seed).to_pylist()[0]
-    row = {"prm": str(cfg.prm), "run_id": cfg.run, "iteration": cfg.iteration, "stage": cfg.stage,
+    row = {"prm": tag, "run_id": cfg.run, "iteration": cfg.iteration, "stage": cfg.stage,
            "split": cfg.split, "aggregate": cfg.aggregate, "n_steps": auc["n_steps"], "n_good_steps": auc["n_good"],
            "step_auc": auc["step_auc"], **{k: rerank[k] for k in (
                "n_queries", "n_samples", "best_of_n", "weighted_vote", "majority_vote", "reward_pass_at_2",

@@ -101,7 +101,10 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
     parents = source_rollouts(store, cfg)
     result.parents = len(parents)
     if not parents:
-        return _finish(store, cfg, result, started_at, t_start)
+        raise MstarError(f"run '{cfg.run}' has no judged rollouts with steps at iteration {cfg.iteration}, stage "
+                         f"'{cfg.stage}'{f', split {cfg.split}' if cfg.split else ''}"
+                         f"{f', shard {cfg.shard[0]}/{cfg.shard[1]}' if cfg.shard != (0, 1) else ''}: "
+                         f"sample some with `mstar generate` first")
     ids = sql_literal_list([p["rollout_id"] for p in parents])
     labelled = store.dataset("step_labels").to_table(
         columns=["rollout_id", "step_idx"], filter=f"rollout_id IN ({ids})").to_pylist() if store.count("step_labels") else []

@@ -19,6 +19,12 @@ def prm_meta(path: str | Path) -> dict:
     return meta
 
 
+def prm_tag(path: str | Path) -> str:
+    """What `rollouts.prm` and `prm_evals.prm` record: the folder and the id of the training that wrote it, so
+    a PRM retrained into the same folder is a different PRM (its scores are recomputed, its evals new rows)."""
+    return f"{path}@{prm_meta(path).get('id', 'unknown')}"
+
+
 def load_prm(path: str | Path, device: str | None = None):
     from mstar_data.models.loading import load_policy
 

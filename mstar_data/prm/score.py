@@ -70,14 +70,13 @@ UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_
 
 
 def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
-    from mstar_data.prm.model import load_prm, prm_meta
+    from mstar_data.prm.model import load_prm, prm_tag
     from mstar_data.train.batches import PromptCache
 
-    prm_meta(cfg.prm)
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc)
     result = ScoreResult(uuid.uuid4().hex)
-    tag = str(cfg.prm)
+    tag = prm_tag(cfg.prm)
     rows = store.dataset("rollouts").to_table(
         columns=["rollout_id", "query_id", "steps", "step_scores", "prm_score", "prm"],
         filter=score_scope(cfg)).sort_by("rollout_id").to_pylist()

@@ -9,6 +9,7 @@ trained on (run, label kind, table versions).
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +62,7 @@ def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
     train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
     if train_cfg.total_steps is None:
         train_cfg = train_cfg.model_copy(update={"total_steps": steps_for(len(examples), train_cfg)})
-    meta = {"prm": {"step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
+    meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
                     "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
                     "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
     return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,

@@ -50,6 +50,7 @@ def test_trained_prm_says_how_it_reads_steps(prm_store, cli):
     s, policy, out = prm_store
     meta = prm_meta(out)
     assert meta["label"] == "hard" and meta["run"] == "p" and meta["n_responses"] > 0 and meta["positive"] == "+"
+    assert len(meta["id"]) == 12  # a retrained PRM in the same folder is another PRM: its scores are redone
     r = cli("prm", "score", "--prm", policy, "--run", "p", "--store", s.uri)
     assert r.rc == 1 and "not a trained PRM" in r.err and "Traceback" not in r.err
 
@@ -62,7 +63,7 @@ def test_score_fills_steps_and_is_idempotent(prm_store):
     assert first.scored == len(rows) > 0
     for r in rows:
         assert len(r["step_scores"]) == len(r["steps"]) and all(0 < x < 1 for x in r["step_scores"])
-        assert r["prm_score"] == pytest.approx(min(r["step_scores"])) and r["prm"] == out
+        assert r["prm_score"] == pytest.approx(min(r["step_scores"])) and r["prm"].startswith(out + "@")
     version = s.version("rollouts")
     again = run_score(s, cfg)
     assert (again.scored, again.rescored, again.unchanged) == (0, 0, len(rows)) and s.version("rollouts") == version

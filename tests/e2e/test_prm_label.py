@@ -108,3 +108,11 @@ def test_lmdeploy_cannot_label(labelled_store, cli):
     s, _, _ = labelled_store
     r = cli("prm", "label", "--policy", "p", "--run", "r", "--backend", "lmdeploy", "--store", s.uri)
     assert r.rc == 1 and "lmdeploy cannot continue an assistant prefix" in r.err
+
+
+def test_nothing_to_label_is_an_error(labelled_store, cli):
+    s, _, _ = labelled_store
+    r = cli("prm", "label", "--policy", "p", "--run", "nope", "--store", s.uri)
+    assert r.rc == 1 and "run 'nope' has no judged rollouts" in r.err and s.count("jobs") == 0
+    r = cli("prm", "train", "--policy", "p", "--run", "r", "--out", s.uri + "/prm", "--store", s.uri)
+    assert r.rc == 1 and "no step-labelled responses" in r.err
