@@ -89,7 +89,7 @@ def main() -> None:
                       n_train=args.n_train, n_eval=args.n_eval, m=args.m, temperature=args.temperature,
                       train={"lr": args.lr, "epochs": args.epochs, "warmup_steps": 5, "save_every": 1000})
     rows = run_read_only(store, f"""
-        select r.steps, r.step_scores, q.meta, q.question, q.answer, list(l.hard_label order by l.step_idx) as hard
+        select r.rollout_id, r.steps, r.step_scores, q.meta, q.question, q.answer, list(l.hard_label order by l.step_idx) as hard
         from rollouts r join step_labels l using (rollout_id) join queries q using (query_id)
         where r.run_id = {sql_literal(args.run)} and r.stage = 'eval' group by all""").to_pylist()
     truth, hard, prm = [], [], []
