@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,3 +49,20 @@ def images_by_sha(store, shas: set[str]) -> dict[str, bytes]:
     if missing:
         raise MstarError(f"images table has no image {sorted(missing)[0]} (referenced by queries.image_sha256)")
     return found
+
+
+@dataclass
+class QueryInput:
+    query: dict          # the QUERY_COLUMNS of the row
+    prompt: str          # the chain-of-thought user prompt (prompts.build_prompt)
+    image: bytes | None
+
+
+def query_inputs(store, query_ids) -> dict[str, QueryInput]:
+    """Prompt and image bytes per query id: what every model pass over stored rollouts feeds the model."""
+    from mstar_data.prompts import build_prompt
+
+    queries = select_queries(store, query_ids=sorted(set(query_ids)))
+    images = images_by_sha(store, {q["image_sha256"] for q in queries})
+    return {q["query_id"]: QueryInput(q, build_prompt(q["question"], q["choices"]), images.get(q["image_sha256"]))
+            for q in queries}

@@ -32,7 +32,7 @@ _DEFAULT = re.compile(r"^--\s*param\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*$")
 # Statement kinds `mstar sql` runs; everything else (CREATE, INSERT, COPY, ATTACH, SET, PRAGMA ...) is refused.
 _READ_ONLY = {"SELECT", "EXPLAIN"}
 ROW_OFFSET = "_rowoffset"  # Lance's virtual column: the row's position in the dataset version (what take reads)
-TEXT_ROW = "_text_row"  # a result column holding rollouts offsets, replaced by their response and steps
+TEXT_ROW = "_text_row"  # a result column holding rollouts offsets, replaced by their response
 TEXT_COLUMNS = ("response",)
 
 
@@ -136,12 +136,16 @@ def connect(store, params: dict[str, object] | None = None, versions: dict[str, 
 
     con = duckdb.connect(":memory:")
     files = load_sql_files()
+    pending = {n: f for n, f in files.items()
+               if (only is None or n in only) and all(p in {**f.defaults, **(params or {})} for p in f.params)}
     texts = None if only is None else " ".join(files[n].text for n in only) + " " + (query_text or "")
+    # Only views that rank by offset see `_rowoffset`; anywhere else, `select * from rollouts` stays the table.
+    offsets = ROW_OFFSET in (query_text or "") or any(ROW_OFFSET in f.text for f in pending.values())
     for name, schema in TABLES.items():
         if texts is not None and not re.search(rf"\b{name}\b", texts):
             continue  # opening a Lance table costs; a query that never names it does not need it
         ds = store.dataset(name, (versions or {}).get(name))
-        if name == "rollouts":
+        if name == "rollouts" and offsets:
             ds = _with_row_offset(ds)
         blobs = blob_columns(schema)
         if blobs:
@@ -150,8 +154,6 @@ def connect(store, params: dict[str, object] | None = None, versions: dict[str, 
             con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM _lance_{name}")
         else:
             con.register(name, ds)
-    pending = {n: f for n, f in files.items()
-               if (only is None or n in only) and all(p in {**f.defaults, **(params or {})} for p in f.params)}
     # Views may build on other views: create in rounds until nothing more can be created.
     errors: dict[str, str] = {}
     while pending:

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mstar_data.errors import MstarError
-from mstar_data.inputs import images_by_sha, select_queries
-from mstar_data.prompts import build_prompt
+from mstar_data.inputs import query_inputs
 from mstar_data.sql_views import run_view, sql_literal
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -65,14 +64,13 @@ def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", la
     rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split).to_pylist()
     if not rows:
         raise MstarError(f"run '{run}' has no step-labelled responses on {split} queries: run `mstar prm label` first")
-    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in rows}))}
-    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    inputs = query_inputs(store, (r["query_id"] for r in rows))
     labels = [list(r["hard_labels"]) if label == "hard" else [y >= threshold for y in r["soft_labels"]] for r in rows]
     table = pa.table({
-        "prompt": [build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]) for r in rows],
+        "prompt": [inputs[r["query_id"]].prompt for r in rows],
         "completions": [r["steps"] for r in rows],
         "labels": labels,
-        "images": [[{"bytes": images.get(queries[r["query_id"]]["image_sha256"]), "path": None}] for r in rows],
+        "images": [[{"bytes": inputs[r["query_id"]].image, "path": None}] for r in rows],
         "rollout_id": [r["rollout_id"] for r in rows],
         "query_id": [r["query_id"] for r in rows],
     }, schema=SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": FEATURES}})}))

@@ -47,8 +47,8 @@ def step_token_ids(tok, steps: list[str]) -> tuple[list[int], list[int]]:
     tag = tok(STEP_TAG, add_special_tokens=False)["input_ids"]
     ids: list[int] = []
     positions: list[int] = []
-    for step in steps:
-        ids += tok(step, add_special_tokens=False)["input_ids"] + tag
+    for step_ids in tok(steps, add_special_tokens=False)["input_ids"] if steps else []:  # one batched call
+        ids += step_ids + tag
         positions.append(len(ids) - 1)
     return ids, positions
 

@@ -14,7 +14,6 @@ writes each label once. Sharding splits the source rollouts (every n-th by id fr
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ from pydantic import BaseModel, Field
 
 from mstar_data.answers import judge, mstar_format_ok
 from mstar_data.errors import MstarError
-from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.inputs import query_inputs, select_queries
+from mstar_data.jobs import record_job
 from mstar_data.keys import sample_seed
-from mstar_data.prompts import build_prompt
 from mstar_data.sql_views import sql_literal
 from mstar_data.steps import has_reflection, split_steps
 from mstar_data.workers.backend import SampleRequest
@@ -105,23 +104,20 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
                          f"'{cfg.stage}'{f', split {cfg.split}' if cfg.split else ''}"
                          f"{f', shard {cfg.shard[0]}/{cfg.shard[1]}' if cfg.shard != (0, 1) else ''}: "
                          f"sample some with `mstar generate` first")
-    ids = sql_literal_list([p["rollout_id"] for p in parents])
-    labelled = store.dataset("step_labels").to_table(
-        columns=["rollout_id", "step_idx"], filter=f"rollout_id IN ({ids})").to_pylist() if store.count("step_labels") else []
+    by_id = {p["rollout_id"]: p for p in parents}
+    labelled = [r for r in store.stored_keys("step_labels", where=f"run_id = {sql_literal(cfg.run)}").to_pylist()
+                if r["rollout_id"] in by_id]
     done_steps: dict[str, int] = {}
     for r in labelled:
         done_steps[r["rollout_id"]] = max(done_steps.get(r["rollout_id"], 0), r["step_idx"] + 1)
     result.labels_skipped = len(labelled)
     mc_scope = f"run_id = {sql_literal(cfg.run)} AND iteration = {int(cfg.iteration)} AND stage = 'mc'"
-    stored_mc = {r["rollout_id"]: r["correct"] for r in store.dataset("rollouts").to_table(
-        columns=["rollout_id", "correct"], filter=mc_scope).to_pylist()}
-    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({p["query_id"] for p in parents}))}
-    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    stored_mc = {r["rollout_id"]: r["correct"]
+                 for r in store.stored_keys("rollouts", ("correct",), where=mc_scope).to_pylist()}
+    inputs = query_inputs(store, (p["query_id"] for p in parents))
     # A response is live at step j until it has a step with no correct continuation (or runs out of steps).
     live = {p["rollout_id"]: done_steps.get(p["rollout_id"], 0) for p in parents
             if done_steps.get(p["rollout_id"], 0) < len(p["steps"])}
-    by_id = {p["rollout_id"]: p for p in parents}
-    sampler_obj = [sampler]
     buffer: list[dict] = []
 
     def flush(labels: list[dict] | None = None) -> None:
@@ -155,19 +151,18 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
             batch = todo[start:start + cfg.batch_size]
             requests = []
             for parent, j, m, rid in batch:
-                p, q = by_id[parent], queries[by_id[parent]["query_id"]]
+                p, q = by_id[parent], inputs[by_id[parent]["query_id"]]
                 prefix = "".join(f"{step}\n\n" for step in p["steps"][:j + 1])  # the M-STAR step format
                 seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
-                requests.append(SampleRequest(rid, build_prompt(q["question"], q["choices"]),
-                                              images.get(q["image_sha256"]), cfg.temperature, seed,
-                                              cfg.max_new_tokens, prefix=prefix))
-            if sampler_obj[0] is None:
-                sampler_obj[0] = load_sampler(cfg.backend, cfg.policy)
+                requests.append(SampleRequest(rid, q.prompt, q.image, cfg.temperature, seed, cfg.max_new_tokens,
+                                              prefix=prefix))
+            if sampler is None:
+                sampler = load_sampler(cfg.backend, cfg.policy)
             t0 = time.perf_counter()
-            completions = sampler_obj[0].generate(requests)
+            completions = sampler.generate(requests)
             result.gen_s += time.perf_counter() - t0
             for (parent, j, m, rid), req, c in zip(batch, requests, completions):
-                q = queries[by_id[parent]["query_id"]]
+                q = inputs[by_id[parent]["query_id"]].query
                 text = req.prefix + c.text
                 v = judge(text, q["answer"], answer_type=q["answer_type"], choices=q["choices"],
                           precision=q["precision"], unit=q["unit"])
@@ -176,7 +171,7 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
                 buffer.append({
                     "rollout_id": rid, "run_id": cfg.run, "iteration": cfg.iteration, "stage": "mc",
                     "query_id": q["query_id"], "sample_idx": m, "temperature": cfg.temperature, "seed": req.seed,
-                    "policy": str(getattr(sampler_obj[0], "policy_tag", cfg.policy)), "prompt_variant": "cot",
+                    "policy": str(getattr(sampler, "policy_tag", cfg.policy)), "prompt_variant": "cot",
                     "response": text, "steps": split_steps(text), "n_tokens": c.n_tokens,
                     "finish_reason": c.finish_reason, "pred_answer": v.pred_answer, "correct": v.correct,
                     "format_ok": mstar_format_ok(text), "reflection": has_reflection(text),
@@ -205,18 +200,11 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
     return _finish(store, cfg, result, started_at, t_start)
 
 
-def sql_literal_list(values: list[str]) -> str:
-    return ", ".join(sql_literal(v) for v in values)
-
-
 def _finish(store, cfg: LabelConfig, result: LabelResult, started_at, t_start: float) -> LabelResult:
     result.wall_s = time.perf_counter() - t_start
-    wall = max(result.wall_s, 1e-9)
-    store.append("jobs", [{
-        "job_id": result.job_id, "kind": "prm-label", "run_id": cfg.run, "iteration": cfg.iteration,
-        "stage": "mc", "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "args": json.dumps(cfg.model_dump(), default=str),
-        "started_at": started_at, "finished_at": datetime.now(timezone.utc), "n_requested": result.parents,
-        "n_skipped": result.labels_skipped, "n_written": result.labels_written + result.rollouts_written,
-        "n_tokens": result.n_tokens, "wall_s": result.wall_s, "work_s": result.gen_s, "store_s": result.store_s,
-        "rows_per_s": result.rollouts_written / wall, "tokens_per_s": result.n_tokens / wall}])
+    record_job(store, job_id=result.job_id, kind="prm-label", cfg=cfg, started_at=started_at, run=cfg.run,
+               iteration=cfg.iteration, stage="mc", shard=cfg.shard, requested=result.parents,
+               skipped=result.labels_skipped, written=result.labels_written + result.rollouts_written,
+               rows=result.rollouts_written, n_tokens=result.n_tokens, wall_s=result.wall_s, work_s=result.gen_s,
+               store_s=result.store_s)
     return result

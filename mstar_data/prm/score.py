@@ -8,7 +8,6 @@ rerun writes nothing. Rows are flushed every `flush_rows`, so a killed job keeps
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 import uuid
@@ -19,9 +18,9 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.inputs import query_inputs
+from mstar_data.jobs import record_job
 from mstar_data.prm.format import PRMExample, aggregate, step_scores
-from mstar_data.prompts import build_prompt
 from mstar_data.sql_views import sql_literal
 
 
@@ -109,16 +108,15 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
 
     if todo:
         prm = prm or load_prm(cfg.prm)
-        queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in todo}))}
-        images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+        inputs = query_inputs(store, (r["query_id"] for r in todo))
         cache = PromptCache()
         task = progress.add_task("prm score", total=len(todo), rate="") if progress else None
         # Similar lengths together: less padding per batch.
         todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start:start + cfg.batch_size]
-            examples = [PRMExample(build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]),
-                                   images.get(queries[r["query_id"]]["image_sha256"]), r["steps"]) for r in batch]
+            examples = [PRMExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"])
+                        for r in batch]
             t0 = time.perf_counter()
             scores = step_scores(prm, examples, cache)
             result.model_s += time.perf_counter() - t0
@@ -133,11 +131,8 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
                                 rate=f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
     flush()
     result.wall_s = time.perf_counter() - t_start
-    store.append("jobs", [{
-        "job_id": result.job_id, "kind": "prm-score", "run_id": cfg.run, "iteration": cfg.iteration,
-        "stage": cfg.stage, "shard": "0/1", "args": json.dumps(cfg.model_dump(), default=str),
-        "started_at": started_at, "finished_at": datetime.now(timezone.utc), "n_requested": result.selected,
-        "n_skipped": result.unchanged, "n_written": result.scored + result.rescored, "n_tokens": 0,
-        "wall_s": result.wall_s, "work_s": result.model_s, "store_s": result.store_s,
-        "rows_per_s": result.scored / max(result.wall_s, 1e-9), "tokens_per_s": 0.0}])
+    record_job(store, job_id=result.job_id, kind="prm-score", cfg=cfg, started_at=started_at, run=cfg.run,
+               iteration=cfg.iteration, stage=cfg.stage, requested=result.selected, skipped=result.unchanged,
+               written=result.scored + result.rescored, rows=result.scored, wall_s=result.wall_s,
+               work_s=result.model_s, store_s=result.store_s)
     return result

@@ -16,9 +16,8 @@ from typing import Literal
 from pydantic import Field
 
 from mstar_data.errors import MstarError
-from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.inputs import query_inputs
 from mstar_data.prm.format import NEGATIVE, POSITIVE, STEP_TAG, PRMExample
-from mstar_data.prompts import build_prompt
 from mstar_data.sql_views import run_view
 from mstar_data.train.trainer import TrainConfig, TrainResult, steps_for, train_iteration
 
@@ -41,11 +40,9 @@ def prm_examples(store, run: str, split: str = "train", label: str = "hard",
     rows = run_view(store, "prm_trainset", versions=version, run=run, split=split).to_pylist()
     if not rows:
         return []
-    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in rows}))}
-    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
+    inputs = query_inputs(store, (r["query_id"] for r in rows))
     key = "hard_labels" if label == "hard" else "soft_labels"
-    return [PRMExample(build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]),
-                       images.get(queries[r["query_id"]]["image_sha256"]), r["steps"],
+    return [PRMExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"],
                        [float(y) for y in r[key]]) for r in rows]
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 
 from mstar_data.errors import MstarError
-from mstar_data.inputs import images_by_sha, select_queries
-from mstar_data.prompts import build_prompt
+from mstar_data.inputs import query_inputs
 from mstar_data.sql_views import load_sql_files, run_view
 from mstar_data.train.batches import SFTExample
 
@@ -39,7 +38,5 @@ def trainset_examples(store, view: str, *, run: str, iteration: int, version: in
                     **(params or {})).to_pylist()
     if not rows:
         return []
-    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({r["query_id"] for r in rows}))}
-    images = images_by_sha(store, {q["image_sha256"] for q in queries.values()})
-    return [SFTExample(build_prompt(queries[r["query_id"]]["question"], queries[r["query_id"]]["choices"]),
-                       images[queries[r["query_id"]]["image_sha256"]], r["response"]) for r in rows]
+    inputs = query_inputs(store, (r["query_id"] for r in rows))
+    return [SFTExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["response"]) for r in rows]

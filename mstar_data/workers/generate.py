@@ -7,7 +7,6 @@ killed with SIGKILL loses at most the unflushed buffer, and its rerun writes exa
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from mstar_data.answers import judge, mstar_format_ok, r1_format_ok
 from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.jobs import record_job
 from mstar_data.keys import rollout_id, sample_seed
 from mstar_data.prompts import build_prompt
 from mstar_data.sql_views import sql_literal
@@ -155,17 +155,8 @@ def run_generate(store, cfg: GenerateConfig, sampler: Sampler | None = None, pro
                                 rate=f"{done / el:.1f} rollouts/s, {result.n_tokens / el:.0f} tok/s")
         flush()
     result.wall_s = time.perf_counter() - t_start
-    record_job(store, result, cfg, started_at)
+    record_job(store, job_id=result.job_id, kind="generate", cfg=cfg, started_at=started_at, run=cfg.run,
+               iteration=cfg.iteration, stage=cfg.stage, shard=cfg.shard, requested=result.requested,
+               skipped=result.skipped, written=result.written, n_tokens=result.n_tokens, wall_s=result.wall_s,
+               work_s=result.gen_s, store_s=result.store_s, exclude={"query_ids"})
     return result
-
-
-def record_job(store, result: GenerateResult, cfg: GenerateConfig, started_at: datetime) -> None:
-    wall = max(result.wall_s, 1e-9)
-    store.append("jobs", [{
-        "job_id": result.job_id, "kind": "generate", "run_id": cfg.run, "iteration": cfg.iteration,
-        "stage": cfg.stage, "shard": f"{cfg.shard[0]}/{cfg.shard[1]}",
-        "args": json.dumps(cfg.model_dump(exclude={"query_ids"}), default=str), "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc), "n_requested": result.requested, "n_skipped": result.skipped,
-        "n_written": result.written, "n_tokens": result.n_tokens, "wall_s": result.wall_s, "work_s": result.gen_s,
-        "store_s": result.store_s, "rows_per_s": result.written / wall, "tokens_per_s": result.n_tokens / wall,
-    }])

@@ -68,6 +68,7 @@ def test_text_is_fetched_by_offset_across_fragments_and_pinned_versions(store):
     adhoc = run_read_only(store, "select * from trainset_top_k where query_id = 'z1'", {"run": "r", "iteration": 3,
                                                                                        "k": 1})
     assert adhoc.column("response").to_pylist() == ["z1/3 text"]
+    assert "_rowoffset" not in run_read_only(store, "select * from rollouts limit 1").column_names
 
 
 def test_without_scores_top_k_is_a_seeded_random_k(store):
