@@ -74,7 +74,7 @@ def main() -> None:
     from mstar_data.prm.pipeline import build_prm
     from mstar_data.sql_views import run_read_only, sql_literal
     from mstar_data.store import Store
-    from mstar_data.workers.bootstrap import BootstrapConfig, run_bootstrap
+    from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
     store = Store(args.store)
     ingest_items(store, synthetic_items(2400, 1, "easy", 0.2), source="synthetic", dataset="synthetic",

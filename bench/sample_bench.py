@@ -34,9 +34,9 @@ def main() -> None:
     from mstar_data.models.tiny import build_tiny_policy
     from mstar_data.prompts import build_prompt
     from mstar_data.store import Store
-    from mstar_data.workers.backend import SampleRequest
-    from mstar_data.workers.backend_hf import HFSampler
-    from mstar_data.workers.generate import GenerateConfig, run_generate
+    from mstar_data.sampling.engine import SampleRequest
+    from mstar_data.sampling.engines.hf import HFEngine
+    from mstar_data.sampling.generate import GenerateConfig, run_generate
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/store")
@@ -45,11 +45,11 @@ def main() -> None:
         policy = args.policy or f"{tmp}/policy"
         if args.policy is None:
             build_tiny_policy(policy)
-        sampler = HFSampler(policy)
+        sampler = HFEngine(policy)
         cfg = GenerateConfig(policy=policy, n=args.n, limit=args.queries, run="bench", temperature=1.0,
                              max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, flush_rows=256)
         sampler.generate([SampleRequest("warm", "warm up", build_tiny_image(), 1.0, 0, 4)])  # first-call costs
-        r = run_generate(store, cfg, sampler=sampler)
+        r = run_generate(store, cfg, engine=sampler)
 
         queries = select_queries(store, split="train", limit=args.queries)
         images = images_by_sha(store, {q["image_sha256"] for q in queries})

@@ -9,23 +9,32 @@ import typer
 from rich.table import Table
 
 from mstar_cli.generate import _progress
-from mstar_cli.options import StoreOpt, console, open_store, summary
+from mstar_cli.options import ArtifactsOpt, StoreOpt, console, open_store, summary
 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: section.key=value.")]
 
 
 def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a packaged name: mstar.toml).")],
            set: SetOpt = None,
-           smoke: Annotated[bool, typer.Option(help="Shrink the recipe to a <60 s CPU check.")] = False,
+           smoke: Annotated[bool, typer.Option(help="Shrink the recipe to a <60 s CPU check, run under its own id "
+                                                    "(<id>-smoke unless the id is given).")] = False,
+           run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run id (overrides run.id).")] = None,
+           print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved recipe (every "
+                                                      "default, --set and --smoke applied) as JSON and exit.")] = False,
+           artifacts: ArtifactsOpt = None,
            store: StoreOpt = None) -> None:
-    """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step."""
+    """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
+    rerunning a run id with a different resolved recipe is refused."""
     from mstar_data.loop.evolve import Evolve
-    from mstar_data.loop.recipe import SMOKE, load_recipe
+    from mstar_data.loop.recipe import recipe_json, resolve_recipe
 
-    r, text = load_recipe(recipe, (SMOKE if smoke else []) + list(set or []))
+    r = resolve_recipe(recipe, list(set or []), smoke=smoke, run_id=run_id)
+    if print_config:
+        typer.echo(recipe_json(r))
+        return
     s = open_store(store, create=False)
     with _progress() as progress:
-        result = Evolve(s, r, text, progress=progress, log=progress.console.print).run_all()
+        result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
     _print_dynamics(result.iterations, f"run {result.run}")
     summary(f"evolve {result.run}", [("greedy accuracy, start -> end",
                                        f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),
@@ -53,10 +62,10 @@ def dynamics(run: Annotated[str, typer.Option(help="Run id.")],
     """Per-iteration dynamics of a run: T, greedy accuracy, Pass@K, Reward-Pass@2, training-set size, time."""
     from mstar_data.errors import MstarError
     from mstar_data.loop.dynamics_plot import plot_dynamics
-    from mstar_data.sql_views import sql_literal
+    from mstar_data.store.predicates import equals
 
     s = open_store(store, create=False)
-    rows = sorted(s.dataset("iterations").to_table(filter=f"run_id = {sql_literal(run)}").to_pylist(),
+    rows = sorted(s.dataset("iterations").to_table(filter=equals("run_id", run)).to_pylist(),
                   key=lambda r: r["iteration"])
     if not rows:
         raise MstarError(f"run '{run}' has no iterations in {s.uri}")
@@ -65,7 +74,7 @@ def dynamics(run: Annotated[str, typer.Option(help="Run id.")],
         console.print(f"wrote {plot_dynamics(rows, plot, f'run {run}')}")
 
 
-def demo(store: StoreOpt = None,
+def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
          n: Annotated[int, typer.Option(help="Examples of the embedded task to generate (70% train).")] = 2400,
          iterations: Annotated[int, typer.Option(help="Self-evolving iterations.")] = 4,
          prm: Annotated[bool, typer.Option("--prm/--no-prm", help="Train a PRM from MC step labels and use it "
@@ -75,7 +84,8 @@ def demo(store: StoreOpt = None,
 
     s = open_store(store)
     with _progress() as progress:
-        out = run_demo(s, n=n, iterations=iterations, prm=prm, progress=progress, log=progress.console.print)
+        out = run_demo(s, n=n, iterations=iterations, prm=prm, artifacts=artifacts, progress=progress,
+                       log=progress.log)
     if out.prm:
         from mstar_cli.prm import prm_eval_table
 

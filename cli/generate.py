@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.options import StoreOpt, build_config, console, open_store, summary
+from mstar_cli.options import StoreOpt, build_config, open_store, summary
 
 PolicyOpt = Annotated[str, typer.Option("--policy", help="Policy model folder (Hugging Face layout).")]
 ShardOpt = Annotated[Optional[str], typer.Option(help="Run as shard i of n, e.g. 0/4.")]
@@ -14,16 +14,15 @@ LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first M queries 
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from mstar_cli.progress import ProgressBars
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[rate]}"), console=console, transient=False)
+    return ProgressBars()
 
 
 def _generate(store, **opts) -> None:
     from mstar_data.errors import MstarError
-    from mstar_data.workers.backend import parse_shard
-    from mstar_data.workers.generate import STAGES, GenerateConfig, run_generate
+    from mstar_data.exec.shards import parse_shard
+    from mstar_data.sampling.generate import STAGES, GenerateConfig, run_generate
 
     try:
         opts["shard"] = parse_shard(opts.get("shard"))
@@ -81,7 +80,7 @@ def bootstrap_policy(out: Annotated[str, typer.Option("--out", help="Folder for 
     """Build the tiny default VLM and SFT it on the seed CoT subset until held-out accuracy reaches the target.
 
     A stand-in for a pretrained base model plus warm-up (there is no model hub here)."""
-    from mstar_data.workers.bootstrap import BootstrapConfig, run_bootstrap
+    from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
     cfg = BootstrapConfig(out=out, target_acc=target_acc, size=size, max_steps=max_steps, max_seconds=max_seconds,
                           seed=seed)

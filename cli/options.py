@@ -12,6 +12,10 @@ StoreOpt = Annotated[Optional[str], typer.Option(
     "--store", envvar="MSTAR_STORE", show_envvar=True,
     help="Store URI: a local folder or s3://bucket/prefix. Default ./mstar-store.")]
 
+ArtifactsOpt = Annotated[Optional[str], typer.Option(
+    "--artifacts", envvar="MSTAR_ARTIFACTS", show_envvar=True,
+    help="Folder for policies and checkpoints. Default: beside a local store; required for an s3:// store.")]
+
 console = Console()
 err_console = Console(stderr=True)
 

@@ -30,7 +30,7 @@ def label(policy: Annotated[str, typer.Option(help="Policy that continues the st
     """Monte-Carlo step labels: M continuations from every step prefix, stored as stage-mc rollouts (resumable)."""
     from mstar_data.errors import MstarError
     from mstar_data.prm.label import LabelConfig, run_label
-    from mstar_data.workers.backend import parse_shard
+    from mstar_data.exec.shards import parse_shard
 
     try:
         shard_t = parse_shard(shard)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from mstar_cli.generate import _progress
-from mstar_cli.options import StoreOpt, build_config, open_store, summary
+from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, open_store, summary
 
 
 def train(run: Annotated[str, typer.Option(help="Run id.")],
@@ -20,16 +20,13 @@ def train(run: Annotated[str, typer.Option(help="Run id.")],
           lr: float = 1e-3, batch_size: int = 16, grad_accum: int = 1, epochs: float = 1.0,
           max_steps: Optional[int] = None, total_steps: Optional[int] = None, warmup_steps: int = 10,
           save_every: int = 50, seed: int = 0,
-          checkpoints: Annotated[Optional[str], typer.Option(help="Default: <store>/checkpoints.")] = None,
-          store: StoreOpt = None) -> None:
+          artifacts: ArtifactsOpt = None, store: StoreOpt = None) -> None:
     """SFT on a training-set view (prompt tokens masked); checkpointed, and resumable after a crash."""
-    from pathlib import Path
-
+    from mstar_data.artifacts import checkpoints_dir
     from mstar_data.errors import MstarError
     from mstar_data.sql_views import parse_params
-    from mstar_data.train.checkpoint import checkpoint_root
     from mstar_data.train.trainer import TrainConfig, train_iteration
-    from mstar_data.train.trainset import pin_trainset, trainset_examples
+    from mstar_data.select.trainset import pin_trainset, trainset_examples
 
     cfg = build_config(TrainConfig, method=method, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        epochs=epochs, max_steps=max_steps, total_steps=total_steps, warmup_steps=warmup_steps,
@@ -40,7 +37,7 @@ def train(run: Annotated[str, typer.Option(help="Run id.")],
     examples = trainset_examples(s, view, run=run, iteration=iteration, version=version, params=params)
     if not examples:
         raise MstarError(f"view {view} selects no rows for run {run} iteration {iteration}")
-    root = Path(checkpoints) if checkpoints else checkpoint_root(s.uri)
+    root = checkpoints_dir(s.uri, artifacts)
     with _progress() as progress:
         r = train_iteration(s, examples, run=run, iteration=iteration, policy_in=policy_in, base_policy=base_policy,
                             cfg=cfg, checkpoints=root, progress=progress,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mstar_data.errors import MstarError
-from mstar_data.sql_views import sql_literal
+from mstar_data.store.predicates import all_of, equals
 
 QUERY_COLUMNS = ["query_id", "split", "question", "choices", "answer", "answer_type", "precision", "unit",
                  "image_sha256", "reference_cot"]
@@ -17,13 +17,10 @@ QUERY_COLUMNS = ["query_id", "split", "question", "choices", "answer", "answer_t
 def select_queries(store, *, split: str | None = None, query_ids: list[str] | None = None,
                    limit: int | None = None, shard: tuple[int, int] = (0, 1),
                    where: str | None = None) -> list[dict]:
-    """Queries sorted by id; `limit` takes the first M, then shard i of n takes every n-th from i."""
-    filters = []
-    if split is not None:
-        filters.append(f"split = {sql_literal(split)}")
-    if where:
-        filters.append(f"({where})")
-    table = store.dataset("queries").to_table(columns=QUERY_COLUMNS, filter=" AND ".join(filters) or None)
+    """Queries sorted by id; `limit` takes the first M, then shard i of n takes every n-th from i. `where` is
+    a predicate from mstar_data.store.predicates."""
+    table = store.dataset("queries").to_table(columns=QUERY_COLUMNS,
+                                              filter=all_of(None if split is None else equals("split", split), where))
     if query_ids is not None:
         table = table.filter(pc.is_in(table.column("query_id"), value_set=pa.array(query_ids, pa.string())))
     table = table.sort_by("query_id")

@@ -71,6 +71,9 @@ ROLLOUTS = pa.schema([
     _f("parent_rollout_id", pa.string()),     # MC continuations: the rollout whose step prefix they extend
     _f("prefix_steps", pa.int32()),
     _f("created_at", _ts),
+    # Added after the first release, so they come last (an older store gains them as nulls on open).
+    _f("token_ids", pa.list_(pa.int32())),          # the sampled token ids (EOS included when it stopped)
+    _f("token_logprobs", pa.list_(pa.float32())),   # the engine's log-prob of each (see docs/sampling.md)
 ])
 
 STEP_LABELS = pa.schema([
@@ -86,7 +89,7 @@ STEP_LABELS = pa.schema([
 
 RUNS = pa.schema([
     _f("run_id", pa.string(), False),
-    _f("recipe", pa.string()),                # the TOML text, as run
+    _f("recipe", pa.string()),                # the RESOLVED recipe as JSON: defaults, file, --set and --smoke applied
     _f("created_at", _ts),
     _f("versions", pa.string()),              # JSON: table versions and package versions at start
 ])

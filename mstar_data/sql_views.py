@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mstar_data.store.predicates import literal as sql_literal  # noqa: F401 (re-exported)
 from mstar_data.errors import MstarError
 from mstar_data.resources import sql_dir
 from mstar_data.schema import TABLES, blob_columns
@@ -86,16 +87,6 @@ def parse_params(items: list[str] | None) -> dict[str, object]:
             raise MstarError(f"--param '{item}': expected NAME=VALUE")
         params[name.strip()] = parse_value(value)
     return params
-
-
-def sql_literal(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def load_sql_files(directory: Path | None = None) -> dict[str, SqlFile]:

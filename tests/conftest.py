@@ -52,7 +52,7 @@ def shapes_store(tmp_path_factory):
 def bootstrapped_policy(shapes_store, tmp_path_factory):
     """The tiny default policy after a short bootstrap (a weak policy: some answers right, most wrong)."""
     from mstar_data.store import Store
-    from mstar_data.workers.bootstrap import BootstrapConfig, run_bootstrap
+    from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
     out = tmp_path_factory.mktemp("policy") / "bootstrap"
     result = run_bootstrap(Store(shapes_store, create=False),

@@ -29,18 +29,21 @@ class DemoOutput:
     prm: PrmBuild | None = None
 
 
-def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, progress=None,
-             log=print) -> DemoOutput:
+def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, artifacts: str | None = None,
+             progress=None, log=print) -> DemoOutput:
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
     from mstar_data.loop.dynamics_plot import plot_dynamics
-    from mstar_data.workers.bootstrap import BootstrapConfig, run_bootstrap
+    from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
     t0 = time.perf_counter()
     log("1. the embedded task: coloured shapes to count and add")
     r = ingest_items(store, synthetic_items(n, 1, "easy", 0.2), source="synthetic", dataset="synthetic", split="train")
     log(f"   {r.records} queries ({r.queries_added} new)")
-    base = Path(store.uri) / "policies" / "base"
+    from mstar_data.artifacts import artifacts_root
+
+    root = artifacts_root(store.uri, artifacts)
+    base = root / "policies" / "base"
     if not (base / "mstar_policy.json").is_file():
         log("2. bootstrap the tiny policy on the seed CoT subset (the stand-in for a base model + warm-up)")
         b = run_bootstrap(store, BootstrapConfig(out=str(base)), progress=progress)
@@ -49,12 +52,12 @@ def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, pro
     recipe, _ = load_recipe("demo.toml", overrides)
     built = None
     if prm:
-        built = demo_prm(store, recipe, str(base), progress=progress, log=log)
+        built = demo_prm(store, recipe, str(base), root / "policies" / "prm", progress=progress, log=log)
         overrides.append(f"prm.path='{built.path}'")
     log(f"{4 if prm else 3}. self-evolve (recipes/demo.toml{', PRM top-2 and Reward-Pass@2 search' if prm else ''})")
-    recipe, text = load_recipe("demo.toml", overrides)
-    result = Evolve(store, recipe, text, progress=progress, log=log).run_all()
-    plot = plot_dynamics(result.iterations, Path(store.uri) / "dynamics-demo.png", "mstar demo")
+    recipe, _ = load_recipe("demo.toml", overrides)
+    result = Evolve(store, recipe, artifacts=str(root), progress=progress, log=log).run_all()
+    plot = plot_dynamics(result.iterations, root / "dynamics-demo.png", "mstar demo")
     return DemoOutput(result, str(plot), time.perf_counter() - t0, QUERIES, built)
 
 
@@ -64,7 +67,7 @@ DEMO_PRM = {"n_train_queries": 160, "n_eval_queries": 48, "n_train": 2, "n_eval"
             "train": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "warmup_steps": 5, "save_every": 1000}}
 
 
-def demo_prm(store, recipe, base: str, *, progress=None, log=print) -> PrmBuild:
+def demo_prm(store, recipe, base: str, out: Path, *, progress=None, log=print) -> PrmBuild:
     from mstar_data.inputs import select_queries
     from mstar_data.prm.pipeline import build_prm
 
@@ -72,8 +75,7 @@ def demo_prm(store, recipe, base: str, *, progress=None, log=print) -> PrmBuild:
     log(f"3. PRM: Monte-Carlo step labels of the bootstrap policy (M={d['m']}), then train and evaluate it")
     train_ids = [q["query_id"] for q in select_queries(store, split="train", limit=d["n_train_queries"])]
     eval_ids = [q["query_id"] for q in select_queries(store, split="val", limit=d["n_eval_queries"])]
-    out = str(Path(store.uri) / "policies" / "prm")
-    built = build_prm(store, policy=base, run="demo-prm", out=out, train_ids=train_ids, eval_ids=eval_ids,
+    built = build_prm(store, policy=base, run="demo-prm", out=str(out), train_ids=train_ids, eval_ids=eval_ids,
                       n_train=d["n_train"], n_eval=d["n_eval"], m=d["m"], temperature=recipe.sample.temperature,
                       max_new_tokens=recipe.sample.max_new_tokens, train=d["train"], progress=progress)
     e = built.evaluation

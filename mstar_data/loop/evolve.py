@@ -20,15 +20,50 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import Callable
 
+from mstar_data.errors import MstarError
 from mstar_data.inputs import select_queries
-from mstar_data.loop.recipe import Recipe
-from mstar_data.sql_views import run_read_only, sql_literal
-from mstar_data.train.checkpoint import checkpoint_root
-from mstar_data.train.trainer import train_iteration, steps_for
-from mstar_data.train.trainset import pin_trainset, trainset_examples
-from mstar_data.workers.generate import GenerateConfig, run_generate
+from mstar_data.loop.recipe import Recipe, recipe_diff, recipe_json
+from mstar_data.sampling.generate import GenerateConfig, run_generate
+from mstar_data.sql_views import run_read_only
+from mstar_data.store.predicates import equals, literal, queries_where
+from mstar_data.select.trainset import pin_trainset, trainset_examples
+
+
+def _load_engine(backend: str, policy: str):
+    from mstar_data.sampling.engines import load_engine
+
+    return load_engine(backend, policy)
+
+
+def _load_prm(path: str):
+    from mstar_data.prm.model import load_prm
+
+    return load_prm(path)
+
+
+def _score(store, cfg, prm, progress):
+    from mstar_data.prm.score import run_score
+
+    return run_score(store, cfg, prm=prm, progress=progress)
+
+
+def _train(store, examples, **kwargs):
+    from mstar_data.train.trainer import train_iteration
+
+    return train_iteration(store, examples, **kwargs)
+
+
+@dataclass
+class LoopParts:
+    """The loop's collaborators. The defaults are the real ones; tests pass fakes (a scripted engine, a
+    trainer that writes a marker folder) to run the whole loop in a second."""
+
+    load_engine: Callable = _load_engine    # (backend, policy) -> Engine (with release())
+    load_prm: Callable = _load_prm          # (path) -> PRM model (release: dropped)
+    score: Callable = _score                # (store, ScoreConfig, prm, progress) -> ScoreResult
+    train: Callable = _train                # (store, examples, **train_iteration kwargs) -> TrainResult
 
 
 @dataclass
@@ -47,48 +82,90 @@ class EvolveResult:
 
 
 class Evolve:
-    def __init__(self, store, recipe: Recipe, recipe_text: str, *, checkpoints: Path | None = None,
+    def __init__(self, store, recipe: Recipe, *, artifacts: str | None = None, parts: LoopParts | None = None,
                  progress=None, log=lambda msg: None):
-        self.store, self.r, self.text, self.progress, self.log = store, recipe, recipe_text, progress, log
+        from mstar_data.artifacts import checkpoints_dir
+
+        self.store, self.r, self.progress, self.log = store, recipe, progress, log
+        self.parts = parts or LoopParts()
         self.run = recipe.run.id
-        self.root = checkpoints or checkpoint_root(store.uri)
-        where = f"dataset = {sql_literal(recipe.data.dataset)}" if recipe.data.dataset else None
+        self.root = checkpoints_dir(store.uri, artifacts)
+        where = queries_where(dataset=recipe.data.dataset)
         self.train_ids = [q["query_id"] for q in select_queries(store, split=recipe.data.train_split, where=where,
                                                                 limit=recipe.data.train_limit)]
         self.val_ids = [q["query_id"] for q in select_queries(store, split=recipe.data.val_split, where=where,
                                                               limit=recipe.data.val_limit)]
-        self._sampler, self._sampler_policy = None, None
+        if not self.train_ids:
+            raise MstarError(f"recipe data.train_split '{recipe.data.train_split}': no queries in {store.uri}")
+        if not self.val_ids:
+            raise MstarError(f"recipe data.val_split '{recipe.data.val_split}': no queries in {store.uri}")
+        self.one_model = self._one_model(recipe.run.memory_plan)
+        self._engine, self._engine_policy = None, None
         self._prm = None
 
+    # -- what is resident ------------------------------------------------------------------------
+    @staticmethod
+    def _one_model(plan: str) -> bool:
+        if plan != "auto":
+            return plan == "one-model"
+        try:
+            import torch
+        except ImportError:
+            return False
+        return torch.cuda.is_available()
+
+    def engine(self, policy: str):
+        """The sampling engine on `policy`, loaded on first use; a stale one (another policy) is released
+        first, and under the one-model plan so is the PRM."""
+        if self._engine is not None and self._engine_policy != policy:
+            self.release_engine()
+        if self._engine is None:
+            if self.one_model:
+                self.release_prm()
+            self._engine, self._engine_policy = self.parts.load_engine(self.r.sample.backend, policy), policy
+        return self._engine
+
+    def release_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.release()
+        self._engine, self._engine_policy = None, None
+
+    def prm(self):
+        if self._prm is None:
+            if self.one_model:
+                self.release_engine()
+            self._prm = self.parts.load_prm(self.r.prm.path)
+        return self._prm
+
+    def release_prm(self) -> None:
+        if self._prm is not None and hasattr(self._prm, "release"):
+            self._prm.release()
+        self._prm = None
+        from mstar_data.sampling.engines import free_device_memory
+
+        free_device_memory()
+
     # -- pieces -----------------------------------------------------------------------------------
-    def sampler(self, policy: str):
-        from mstar_data.workers.backend import load_sampler
-
-        if self._sampler_policy != policy:
-            self._sampler, self._sampler_policy = load_sampler(self.r.sample.backend, policy), policy
-        return self._sampler
-
     def generate(self, policy: str, *, iteration: int, stage: str, query_ids: list[str], n: int,
                  temperature: float, offset: int = 0):
         s = self.r.sample
         cfg = GenerateConfig(policy=policy, split=None, query_ids=query_ids, n=n, temperature=temperature,
                              run=self.run, iteration=iteration, stage=stage, backend=s.backend, seed=self.r.run.seed,
                              max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, sample_offset=offset)
-        return run_generate(self.store, cfg, sampler=self.sampler(policy), progress=self.progress)
+        return run_generate(self.store, cfg, engine=lambda: self.engine(policy), progress=self.progress)
 
     def score(self, iteration: int, stage: str, **only) -> None:
         """PRM step scores for this iteration's rollouts of `stage`, only those the loop reads (`only`: see
         ScoreConfig). Nothing without a PRM; a rerun skips what is scored."""
         if not self.r.prm.path:
             return
-        from mstar_data.prm.model import load_prm
-        from mstar_data.prm.score import ScoreConfig, run_score
+        from mstar_data.prm.score import ScoreConfig
 
-        self._prm = self._prm or load_prm(self.r.prm.path)
-        run_score(self.store, ScoreConfig(prm=self.r.prm.path, run=self.run, iteration=iteration, stage=stage,
-                                          aggregate=self.r.prm.aggregate, batch_size=self.r.prm.batch_size,
-                                          **only),
-                  prm=self._prm, progress=self.progress)
+        cfg = ScoreConfig(prm=self.r.prm.path, run=self.run, iteration=iteration, stage=stage,
+                          aggregate=self.r.prm.aggregate, batch_size=self.r.prm.batch_size, **only)
+        self.parts.score(self.store, cfg, self.prm, self.progress)  # the PRM loads only if needed
+        if self.one_model:
+            self.release_prm()
 
     def interval(self, iteration: int) -> list[str]:
         size = max(1, math.ceil(self.r.data.interval * len(self.train_ids)))
@@ -102,8 +179,8 @@ class Evolve:
         self.generate(policy, iteration=iteration, stage="val", query_ids=self.val_ids, n=self.r.eval.n,
                       temperature=temperature, offset=1)
         self.score(iteration, "val", sampled_only=True)  # Reward-Pass@2 ranks the samples
-        rows = run_read_only(self.store, f"select * from dynamics where run_id = {sql_literal(self.run)} "
-                                         f"and iteration = {iteration} and stage = 'val'", {"k": self.r.eval.k})
+        rows = run_read_only(self.store, f"select * from dynamics where run_id = {literal(self.run)} "
+                                         f"and iteration = {int(iteration)} and stage = 'val'", {"k": self.r.eval.k})
         return rows.to_pylist()[0]
 
     def search_temperature(self, policy: str, iteration: int, current: float) -> tuple[float, list[dict]]:
@@ -121,7 +198,7 @@ class Evolve:
         return round(float(best["temperature"]), 4), rows
 
     def done_iterations(self) -> dict[int, dict]:
-        rows = self.store.dataset("iterations").to_table(filter=f"run_id = {sql_literal(self.run)}").to_pylist()
+        rows = self.store.dataset("iterations").to_table(filter=equals("run_id", self.run)).to_pylist()
         return {r["iteration"]: r for r in rows}
 
     def record(self, iteration: int, *, policy_in: str, policy_out: str, temperature: float, metrics: dict,
@@ -135,13 +212,33 @@ class Evolve:
         self.store.append("iterations", [row])
         return row
 
-    # -- the recipe -------------------------------------------------------------------------------
-    def run_all(self) -> EvolveResult:
-        t0 = time.perf_counter()
-        r = self.r
-        self.store.append("runs", [{"run_id": self.run, "recipe": self.text, "created_at": datetime.now(timezone.utc),
+    def record_run(self) -> None:
+        """The resolved recipe goes in `runs` once; a rerun with a different one is refused before any work."""
+        stored = self.store.dataset("runs").to_table(filter=equals("run_id", self.run)).to_pylist()
+        if stored:
+            diff = recipe_diff(stored[0]["recipe"], self.r)
+            if diff:
+                raise MstarError(f"run '{self.run}' was recorded with a different recipe (differs in "
+                                 f"{', '.join(diff)}): use another run id (--run-id) or the recorded settings "
+                                 f"(mstar sql \"select recipe from runs where run_id = '{self.run}'\")")
+            return
+        self.store.append("runs", [{"run_id": self.run, "recipe": recipe_json(self.r),
+                                    "created_at": datetime.now(timezone.utc),
                                     "versions": json.dumps({i.name: i.version for i in self.store.info()})}],
                           conflict_column="recipe", source=f"run {self.run}")
+
+    # -- the recipe -------------------------------------------------------------------------------
+    def run_all(self) -> EvolveResult:
+        try:
+            return self._run_all()
+        finally:
+            self.release_engine()
+            self.release_prm()
+
+    def _run_all(self) -> EvolveResult:
+        t0 = time.perf_counter()
+        r = self.r
+        self.record_run()
         done = self.done_iterations()
         base = r.run.base_policy
         policy, temperature = base, r.sample.temperature
@@ -151,9 +248,7 @@ class Evolve:
             done[0] = self.record(0, policy_in=base, policy_out=base, temperature=temperature, metrics=metrics,
                                   timings={"measure_s": time.perf_counter() - t})
         self.log(f"iteration 0 (base): greedy {done[0]['greedy_acc']:.1%}")
-        per_iter = steps_for(r.select.k * len(self.interval(1)), r.train)
-        train_cfg = r.train.model_copy(update={"total_steps": r.train.total_steps or per_iter * r.data.iterations,
-                                               "seed": r.run.seed})
+        train_cfg = r.train.model_copy(update={"seed": r.run.seed})
         for it in range(1, r.data.iterations + 1):
             if it in done:
                 policy, temperature = done[it]["policy_out"], done[it]["temperature"]
@@ -181,10 +276,14 @@ class Evolve:
             timings["select_s"] = time.perf_counter() - t
             t = time.perf_counter()
             if examples:
-                trained = train_iteration(self.store, examples, run=self.run, iteration=it, policy_in=policy,
-                                          base_policy=base, cfg=train_cfg, checkpoints=self.root,
-                                          progress=self.progress,
-                                          extra_meta={"view": r.select.view, "trainset_version": version})
+                # The trainer loads its own copy: the engine's weights are stale after this step anyway.
+                self.release_engine()
+                if self.one_model:
+                    self.release_prm()
+                trained = self.parts.train(self.store, examples, run=self.run, iteration=it, policy_in=policy,
+                                           base_policy=base, cfg=train_cfg, iterations=r.data.iterations,
+                                           checkpoints=self.root, progress=self.progress,
+                                           extra_meta={"view": r.select.view, "trainset_version": version})
                 policy_out = trained.checkpoint
             else:  # nothing selected: the policy stays as it was
                 policy_out = policy
@@ -198,3 +297,4 @@ class Evolve:
                      f"pass@{metrics['k']} {metrics['pass_at_k']:.1%}")
             policy = policy_out
         return EvolveResult(self.run, [done[i] for i in sorted(done)], time.perf_counter() - t0)
+

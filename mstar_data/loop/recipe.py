@@ -1,11 +1,15 @@
 """Recipes: pydantic models hold the defaults, a TOML file overrides them, `--set a.b=v` overrides the file.
 
 Unknown keys are refused (a typo in a recipe is an error, not a silently ignored setting). Field
-descriptions are the documentation: `mstar validate` and the recipe files repeat them.
+descriptions are the documentation; the recipe files repeat them.
+
+What a run records is the RESOLVED recipe (every default, the file, `--set` and `--smoke` applied) as JSON in
+`runs.recipe`: a rerun of a run id with anything different is refused, naming the keys that differ.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -24,6 +28,9 @@ class RunSection(Section):
     id: str = Field("mstar", description="Run id: tags every rollout, checkpoint and iterations row.")
     seed: int = Field(0, description="Base seed for sampling, selection and training.")
     base_policy: str = Field(description="Starting model folder (after warm-up).")
+    memory_plan: Literal["auto", "one-model", "keep-loaded"] = Field(
+        "auto", description="one-model: release the sampling engine before training and before the PRM loads, "
+        "and the PRM after scoring (one GPU); keep-loaded: keep them between stages; auto: one-model on CUDA.")
 
 
 class DataSection(Section):
@@ -106,6 +113,48 @@ def parse_set(item: str) -> tuple[str, object]:
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word is a string
     return key.strip(), value
+
+
+def recipe_json(recipe: Recipe) -> str:
+    """The resolved recipe as canonical JSON (what `runs.recipe` holds and `--print-config` prints)."""
+    return json.dumps(recipe.model_dump(mode="json"), indent=1, sort_keys=True)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recipe_diff(stored: str, recipe: Recipe) -> list[str]:
+    """The dotted keys whose values differ between a stored run record and `recipe`. A record from before
+    runs kept the resolved recipe (raw TOML text) is resolved now, with today's defaults."""
+    try:
+        old = json.loads(stored)
+    except json.JSONDecodeError:
+        old = Recipe.model_validate(tomllib.loads(stored)).model_dump(mode="json")
+    new = recipe.model_dump(mode="json")
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def resolve_recipe(path: str | Path, overrides: list[str] | None = None, *, smoke: bool = False,
+                   run_id: str | None = None) -> Recipe:
+    """The recipe a run executes: the file, then SMOKE (with --smoke), then `overrides`, then `run_id`.
+    A smoke run gets its own id (`<id>-smoke`) unless the id is set explicitly, so it never shares iterations
+    with the full run."""
+    overrides = list(overrides or [])
+    recipe, _ = load_recipe(path, (SMOKE if smoke else []) + overrides)
+    explicit_id = run_id is not None or any(parse_set(o)[0] == "run.id" for o in overrides)
+    if run_id is not None:
+        recipe = recipe.model_copy(update={"run": recipe.run.model_copy(update={"id": run_id})})
+    elif smoke and not explicit_id:
+        recipe = recipe.model_copy(update={"run": recipe.run.model_copy(update={"id": f"{recipe.run.id}-smoke"})})
+    return recipe
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, str]:

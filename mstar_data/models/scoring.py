@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mstar_data.train.batches import SFTExample, sft_batch
+from mstar_data.models.batches import SFTExample, sft_batch
 
 
 def completion_logprobs(policy, examples: list[SFTExample], temperature: float = 1.0, *, with_grad: bool = False,

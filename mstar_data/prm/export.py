@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import query_inputs
-from mstar_data.sql_views import run_view, sql_literal
+from mstar_data.sql_views import run_view
+from mstar_data.store.predicates import jobs_of
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema([("prompt", pa.string()), ("completions", pa.list_(pa.string())),
@@ -45,7 +46,7 @@ class ExportResult:
 
 def labelling_settings(store, run: str) -> list[dict]:
     """The distinct settings of the `mstar prm label` jobs that labelled this run."""
-    rows = store.dataset("jobs").to_table(columns=["args"], filter=f"kind = 'prm-label' AND run_id = {sql_literal(run)}")
+    rows = store.dataset("jobs").to_table(columns=["args"], filter=jobs_of("prm-label", run))
     seen = []
     for a in rows.column("args").to_pylist():
         args = json.loads(a)

@@ -57,7 +57,7 @@ def step_logits(policy, examples: list[PRMExample], cache=None):
     """[sum of steps, 2] logits ('+', '-') at every step tag of every example, in order."""
     import torch
 
-    from mstar_data.train.batches import SFTExample, sft_batch
+    from mstar_data.models.batches import SFTExample, sft_batch
 
     tok = policy.tokenizer
     built = [step_token_ids(tok, e.steps) for e in examples]
@@ -77,17 +77,6 @@ def step_logits(policy, examples: list[PRMExample], cache=None):
             logits = logits + head.bias[pick]
         return logits.float()
     return model(**batch, use_cache=False).logits[rows, cols][:, pick].float()
-
-
-def prm_loss(policy, examples: list[PRMExample], cache=None):
-    """Cross-entropy of P('+') against each step's label (hard 0/1 or soft); (loss, steps it covers)."""
-    import torch
-
-    logits = step_logits(policy, examples, cache)
-    target = torch.tensor([y for e in examples for y in e.labels], device=logits.device, dtype=logits.dtype)
-    logp = torch.log_softmax(logits, -1)
-    loss = -(target * logp[:, 0] + (1 - target) * logp[:, 1]).mean()
-    return loss, int(target.numel())
 
 
 def step_scores(policy, examples: list[PRMExample], cache=None) -> list[list[float]]:

@@ -21,14 +21,13 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
-from mstar_data.answers import judge, mstar_format_ok
 from mstar_data.errors import MstarError
-from mstar_data.inputs import query_inputs, select_queries
-from mstar_data.jobs import record_job
+from mstar_data.exec.jobs import record_job
+from mstar_data.inputs import select_queries
 from mstar_data.keys import sample_seed
-from mstar_data.sql_views import sql_literal
-from mstar_data.steps import has_reflection, split_steps
-from mstar_data.workers.backend import SampleRequest
+from mstar_data.progress import report
+from mstar_data.sampling.rollouts import Plan, Planned, RolloutContext
+from mstar_data.store.predicates import equals, judged_in, run_scope
 
 
 class LabelConfig(BaseModel):
@@ -69,10 +68,8 @@ def mc_rollout_id(parent: str, step: int, sample: int) -> str:
 
 
 def source_rollouts(store, cfg: LabelConfig) -> list[dict]:
-    where = (f"run_id = {sql_literal(cfg.run)} AND iteration = {int(cfg.iteration)} "
-             f"AND stage = {sql_literal(cfg.stage)} AND correct IS NOT NULL")
     rows = store.dataset("rollouts").to_table(columns=["rollout_id", "query_id", "steps", "correct"],
-                                              filter=where).sort_by("rollout_id").to_pylist()
+                                              filter=judged_in(cfg.run, cfg.iteration, cfg.stage)).sort_by("rollout_id").to_pylist()
     if cfg.split is not None:
         keep = {q["query_id"] for q in select_queries(store, split=cfg.split)}
         rows = [r for r in rows if r["query_id"] in keep]
@@ -89,8 +86,9 @@ def _label(parent: str, step: int, n: int, k: int, run: str) -> dict:
             "created_at": datetime.now(timezone.utc)}
 
 
-def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResult:
-    from mstar_data.workers.backend import load_sampler
+def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None) -> LabelResult:
+    from mstar_data.exec.local import LocalExecutor
+    from mstar_data.sampling.engines import load_engine
 
     if cfg.backend == "lmdeploy":
         raise MstarError("--backend lmdeploy cannot continue an assistant prefix; use hf or vllm")
@@ -105,79 +103,55 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
                          f"{f', shard {cfg.shard[0]}/{cfg.shard[1]}' if cfg.shard != (0, 1) else ''}: "
                          f"sample some with `mstar generate` first")
     by_id = {p["rollout_id"]: p for p in parents}
-    labelled = [r for r in store.stored_keys("step_labels", where=f"run_id = {sql_literal(cfg.run)}").to_pylist()
+    labelled = [r for r in store.stored_keys("step_labels", where=equals("run_id", cfg.run)).to_pylist()
                 if r["rollout_id"] in by_id]
     done_steps: dict[str, int] = {}
     for r in labelled:
         done_steps[r["rollout_id"]] = max(done_steps.get(r["rollout_id"], 0), r["step_idx"] + 1)
     result.labels_skipped = len(labelled)
-    mc_scope = f"run_id = {sql_literal(cfg.run)} AND iteration = {int(cfg.iteration)} AND stage = 'mc'"
+    mc_scope = run_scope(cfg.run, cfg.iteration, "mc")
     stored_mc = {r["rollout_id"]: r["correct"]
                  for r in store.stored_keys("rollouts", ("correct",), where=mc_scope).to_pylist()}
-    inputs = query_inputs(store, (p["query_id"] for p in parents))
+    queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({p["query_id"] for p in parents}))}
+    ctx = RolloutContext(cfg.run, cfg.iteration, "mc", cfg.temperature, cfg.max_new_tokens)
+    executor = executor or LocalExecutor(store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows)
+    if engine is None:
+        engine = _lazy(lambda: load_engine(cfg.backend, cfg.policy))
     # A response is live at step j until it has a step with no correct continuation (or runs out of steps).
     live = {p["rollout_id"]: done_steps.get(p["rollout_id"], 0) for p in parents
             if done_steps.get(p["rollout_id"], 0) < len(p["steps"])}
-    buffer: list[dict] = []
-
-    def flush(labels: list[dict] | None = None) -> None:
-        nonlocal buffer
-        t0 = time.perf_counter()
-        if buffer:
-            result.rollouts_written += store.append("rollouts", buffer, where=mc_scope)
-            buffer = []
-        if labels:  # after the continuations they count: a label never exists without its rollouts
-            result.labels_written += store.append("step_labels", labels)
-        result.store_s += time.perf_counter() - t0
-
     total = sum(len(by_id[p]["steps"]) - j for p, j in live.items())
-    task = progress.add_task("prm label", total=total, rate="") if progress else None
+    labels_done = 0
     while live:
         # One wave: the next step of every live response.
         wave = sorted(live.items())
-        todo: list[tuple[str, int, int, str]] = []  # (parent, step, sample, mc id) still to sample
+        todo: list[Planned] = []
         outcome: dict[tuple[str, int], list[bool]] = {}
         for parent, j in wave:
             if j == len(by_id[parent]["steps"]) - 1:
                 continue
+            prefix = "".join(f"{step}\n\n" for step in by_id[parent]["steps"][:j + 1])  # the M-STAR step format
             for m in range(cfg.m):
                 rid = mc_rollout_id(parent, j, m)
                 if rid in stored_mc:
                     outcome.setdefault((parent, j), []).append(bool(stored_mc[rid]))
                     result.rollouts_reused += 1
                 else:
-                    todo.append((parent, j, m, rid))
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start:start + cfg.batch_size]
-            requests = []
-            for parent, j, m, rid in batch:
-                p, q = by_id[parent], inputs[by_id[parent]["query_id"]]
-                prefix = "".join(f"{step}\n\n" for step in p["steps"][:j + 1])  # the M-STAR step format
-                seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
-                requests.append(SampleRequest(rid, q.prompt, q.image, cfg.temperature, seed, cfg.max_new_tokens,
-                                              prefix=prefix))
-            if sampler is None:
-                sampler = load_sampler(cfg.backend, cfg.policy)
-            t0 = time.perf_counter()
-            completions = sampler.generate(requests)
-            result.gen_s += time.perf_counter() - t0
-            for (parent, j, m, rid), req, c in zip(batch, requests, completions):
-                q = inputs[by_id[parent]["query_id"]].query
-                text = req.prefix + c.text
-                v = judge(text, q["answer"], answer_type=q["answer_type"], choices=q["choices"],
-                          precision=q["precision"], unit=q["unit"])
-                outcome.setdefault((parent, j), []).append(bool(v.correct))
-                result.n_tokens += c.n_tokens
-                buffer.append({
-                    "rollout_id": rid, "run_id": cfg.run, "iteration": cfg.iteration, "stage": "mc",
-                    "query_id": q["query_id"], "sample_idx": m, "temperature": cfg.temperature, "seed": req.seed,
-                    "policy": str(getattr(sampler, "policy_tag", cfg.policy)), "prompt_variant": "cot",
-                    "response": text, "steps": split_steps(text), "n_tokens": c.n_tokens,
-                    "finish_reason": c.finish_reason, "pred_answer": v.pred_answer, "correct": v.correct,
-                    "format_ok": mstar_format_ok(text), "reflection": has_reflection(text),
-                    "parent_rollout_id": parent, "prefix_steps": j + 1, "created_at": datetime.now(timezone.utc)})
-            if len(buffer) >= cfg.flush_rows:
-                flush()
+                    seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
+                    todo.append(Planned(rid, queries[by_id[parent]["query_id"]], m, seed, prefix=prefix,
+                                        parent_rollout_id=parent, prefix_steps=j + 1))
+        by_rid = {p.rollout_id: p for p in todo}
+
+        def count(rows: list[dict]) -> None:
+            for r in rows:
+                p = by_rid[r["rollout_id"]]
+                outcome.setdefault((p.parent_rollout_id, p.prefix_steps - 1), []).append(bool(r["correct"]))
+
+        stats = executor.sample(Plan(ctx, todo, 0, mc_scope), engine, task="prm label continuations", on_rows=count)
+        result.rollouts_written += stats.written
+        result.n_tokens += stats.n_tokens
+        result.gen_s += stats.gen_s
+        result.store_s += stats.store_s
         labels = []
         for parent, j in wave:
             p = by_id[parent]
@@ -193,11 +167,27 @@ def run_label(store, cfg: LabelConfig, sampler=None, progress=None) -> LabelResu
                 del live[parent]
             else:
                 live[parent] = j + 1
-        flush(labels)
-        if progress:
-            progress.update(task, advance=len(labels),
-                            rate=f"{result.n_tokens / max(time.perf_counter() - t_start, 1e-9):.0f} tok/s")
+        # After the continuations they count (the executor has flushed them): a label never exists without
+        # its rollouts.
+        t0 = time.perf_counter()
+        result.labels_written += store.append("step_labels", labels)
+        result.store_s += time.perf_counter() - t0
+        labels_done += len(labels)
+        report(progress, "prm label", labels_done, total,
+               f"{result.n_tokens / max(time.perf_counter() - t_start, 1e-9):.0f} tok/s")
     return _finish(store, cfg, result, started_at, t_start)
+
+
+class _lazy:
+    """An engine loaded on first use and kept for the later waves."""
+
+    def __init__(self, load):
+        self._load, self._engine = load, None
+
+    def __call__(self):
+        if self._engine is None:
+            self._engine = self._load()
+        return self._engine
 
 
 def _finish(store, cfg: LabelConfig, result: LabelResult, started_at, t_start: float) -> LabelResult:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from mstar_data.prm.evaluate import EvalConfig, run_eval
 from mstar_data.prm.label import LabelConfig, run_label
 from mstar_data.prm.train import PrmTrainConfig, train_prm
-from mstar_data.workers.generate import GenerateConfig, run_generate
+from mstar_data.sampling.generate import GenerateConfig, run_generate
 
 
 @dataclass
@@ -32,25 +32,26 @@ class PrmBuild:
 def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], eval_ids: list[str],
               train_split: str = "train", eval_split: str = "val", n_train: int = 2, n_eval: int = 4, m: int = 4,
               temperature: float = 0.7, max_new_tokens: int = 48, seed: int = 0, train: dict | None = None,
-              sampler=None, progress=None) -> PrmBuild:
-    from mstar_data.workers.backend import load_sampler
+              engine=None, progress=None) -> PrmBuild:
+    from mstar_data.sampling.engines import load_engine
 
-    sampler = sampler or load_sampler("hf", policy)
+    engine = engine or load_engine("hf", policy)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     for stage, ids, n in (("explore", train_ids, n_train), ("eval", eval_ids, n_eval)):
         run_generate(store, GenerateConfig(policy=policy, split=None, query_ids=ids, n=n, temperature=temperature,
                                            run=run, stage=stage, seed=seed, max_new_tokens=max_new_tokens,
-                                           batch_size=64), sampler=sampler, progress=progress)
+                                           batch_size=64), engine=engine, progress=progress)
     timings["sample_s"] = time.perf_counter() - t
     t = time.perf_counter()
     n_labels = 0
     for stage in ("explore", "eval"):
         r = run_label(store, LabelConfig(policy=policy, run=run, stage=stage, m=m, temperature=temperature,
-                                         seed=seed, max_new_tokens=max_new_tokens), sampler=sampler,
+                                         seed=seed, max_new_tokens=max_new_tokens), engine=engine,
                       progress=progress)
         n_labels += r.labels_written + r.labels_skipped
     timings["label_s"] = time.perf_counter() - t
+    engine.release()  # the trainer loads its own copy
     t = time.perf_counter()
     train_prm(store, PrmTrainConfig(policy=policy, run=run, out=out, split=train_split, seed=seed, **(train or {})),
               progress=progress)

@@ -19,9 +19,10 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from mstar_data.inputs import query_inputs
-from mstar_data.jobs import record_job
+from mstar_data.exec.jobs import record_job
+from mstar_data.progress import report
 from mstar_data.prm.format import PRMExample, aggregate, step_scores
-from mstar_data.sql_views import sql_literal
+from mstar_data.store.predicates import rollouts_to_score
 
 
 class ScoreConfig(BaseModel):
@@ -53,15 +54,8 @@ class ScoreResult:
 
 
 def score_scope(cfg: ScoreConfig) -> str:
-    where = [f"run_id = {sql_literal(cfg.run)}"]
-    if cfg.iteration is not None:
-        where.append(f"iteration = {int(cfg.iteration)}")
-    where.append(f"stage = {sql_literal(cfg.stage)}" if cfg.stage else "stage <> 'mc'")
-    if cfg.correct_only:
-        where.append("correct = true AND format_ok = true")
-    if cfg.sampled_only:
-        where.append("temperature > 0")
-    return " AND ".join(where)
+    return rollouts_to_score(cfg.run, cfg.iteration, cfg.stage, correct_only=cfg.correct_only,
+                             sampled_only=cfg.sampled_only)
 
 
 UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_(pa.float32())),
@@ -70,7 +64,7 @@ UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_
 
 def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
     from mstar_data.prm.model import load_prm, prm_tag
-    from mstar_data.train.batches import PromptCache
+    from mstar_data.models.batches import PromptCache
 
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc)
@@ -107,10 +101,10 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
         result.store_s += time.perf_counter() - t0
 
     if todo:
-        prm = prm or load_prm(cfg.prm)
+        # `prm`: a loaded PRM, or a zero-argument loader (the loop's, which decides what stays resident)
+        prm = prm() if callable(prm) else (prm or load_prm(cfg.prm))
         inputs = query_inputs(store, (r["query_id"] for r in todo))
         cache = PromptCache()
-        task = progress.add_task("prm score", total=len(todo), rate="") if progress else None
         # Similar lengths together: less padding per batch.
         todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
         for start in range(0, len(todo), cfg.batch_size):
@@ -126,9 +120,8 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
             result.scored += len(batch)
             if len(updates) >= cfg.flush_rows:
                 flush()
-            if progress:
-                progress.update(task, completed=start + len(batch),
-                                rate=f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
+            report(progress, "prm score", start + len(batch), len(todo),
+                   f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
     flush()
     result.wall_s = time.perf_counter() - t_start
     record_job(store, job_id=result.job_id, kind="prm-score", cfg=cfg, started_at=started_at, run=cfg.run,

@@ -1,10 +1,10 @@
 """`mstar prm train`: fine-tune a copy of the policy into a PRM on MC step labels (sql/prm_trainset.sql).
 
 The PRM starts from the policy's weights and learns P('+') at each step tag (see prm/format.py) against hard
-(any continuation correct) or soft (fraction correct) labels. It runs through the SFT trainer with the step
-loss swapped in, so it is checkpointed and resumable the same way (step checkpoints every save_every, the
-same batches and LRs after a kill -9). The checkpoint's metadata records how it reads steps and what it was
-trained on (run, label kind, table versions).
+(any continuation correct) or soft (fraction correct) labels. It runs through the trainer with the `prm_step`
+loss (train/losses.py) and a fresh LR schedule over its own steps, so it is checkpointed and resumable the
+same way (step checkpoints every save_every, the same batches and LRs after a kill -9). The checkpoint's
+metadata records how it reads steps and what it was trained on (run, label kind, table versions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from mstar_data.errors import MstarError
 from mstar_data.inputs import query_inputs
 from mstar_data.prm.format import NEGATIVE, POSITIVE, STEP_TAG, PRMExample
 from mstar_data.sql_views import run_view
-from mstar_data.train.trainer import TrainConfig, TrainResult, steps_for, train_iteration
+from mstar_data.train.losses import prm_step
+from mstar_data.train.trainer import TrainConfig, TrainResult, train_iteration
 
 
 class PrmTrainConfig(TrainConfig):
@@ -47,8 +48,6 @@ def prm_examples(store, run: str, split: str = "train", label: str = "hard",
 
 
 def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
-    from mstar_data.prm.format import prm_loss
-
     versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
     examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions)
     if not examples:
@@ -57,11 +56,9 @@ def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
     n_steps = sum(len(e.steps) for e in examples)
     n_good = sum(y >= 0.5 for e in examples for y in e.labels)
     train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
-    if train_cfg.total_steps is None:
-        train_cfg = train_cfg.model_copy(update={"total_steps": steps_for(len(examples), train_cfg)})
     meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
                     "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
                     "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
     return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,
                            cfg=train_cfg, out=Path(cfg.out), progress=progress, extra_meta=meta,
-                           loss_fn=prm_loss)
+                           loss=prm_step)

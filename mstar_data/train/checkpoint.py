@@ -1,4 +1,4 @@
-"""Checkpoints beside the store: `<store>/checkpoints/<run>/it-0003/` once an iteration is trained, and
+"""Checkpoints under the artifacts root (mstar_data/artifacts.py): `<artifacts>/checkpoints/<run>/it-0003/` once an iteration is trained, and
 `<run>/it-0003.steps/step-000050/` every `save_every` steps while it trains.
 
 A checkpoint is a Hugging Face model folder (safetensors + processor) plus `trainer/`: optimizer and
@@ -15,15 +15,6 @@ import shutil
 from pathlib import Path
 
 META = "checkpoint.json"
-
-
-def checkpoint_root(store_uri: str) -> Path:
-    from mstar_data.errors import MstarError
-    from mstar_data.store import is_remote
-
-    if is_remote(store_uri):
-        raise MstarError("checkpoints live on local disk beside the store: pass --checkpoints DIR for a remote store")
-    return Path(store_uri) / "checkpoints"
 
 
 def iteration_dir(root: Path, run: str, iteration: int) -> Path:

@@ -1,19 +1,14 @@
-"""The SFT trainer: one iteration's training set in, one checkpoint out, resumable at step granularity.
+"""The Trainer (one model in training: setup, step, save, close) and `train_iteration`, the recipe that
+trains one iteration's training set into one checkpoint, resumable at step granularity.
 
-Methods (how an iteration starts):
-- continuous: the previous iteration's model, optimizer state and LR schedule carry over; the schedule
-  runs over the whole run (`total_steps`), so training is one continuous optimisation (M-STAR).
-- iterative-rft: the previous iteration's weights, a fresh optimizer and schedule.
-- rest-em: the base model every iteration, a fresh optimizer and schedule.
-
-The batch order of iteration k is a pure function of (seed, k), so a run resumed from a step checkpoint
-sees the same batches, LRs and steps as one that never stopped. On GPU we keep fp32 master weights and
-autocast to bf16; on CPU everything is fp32.
+Where each method starts and how long its LR schedule runs is decided in train/schedule.py; what is
+optimised is a loss module from train/losses.py. The batch order of iteration k is a pure function of
+(seed, k), so a run resumed from a step checkpoint sees the same batches, LRs and steps as one that never
+stopped. On GPU we keep fp32 master weights and autocast to bf16; on CPU everything is fp32.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,10 +18,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mstar_data.progress import report
 from mstar_data.train import checkpoint as ckpt
-from mstar_data.train.batches import PromptCache, SFTExample, sft_batch
+from mstar_data.models.batches import PromptCache
+from mstar_data.train.losses import Loss, sft
+from mstar_data.train.ranks import average_gradients, rank_and_world, rank_slice, sum_across_ranks
+from mstar_data.train.schedule import (HORIZON_KEY, is_resume, lr_lambda, schedule_horizon, start_point,
+                                       steps_for)
 
 METHODS = ("continuous", "iterative-rft", "rest-em")
+__all__ = ["METHODS", "TrainConfig", "TrainResult", "Trainer", "batch_order", "lr_lambda", "steps_for",
+           "train_iteration"]
 
 
 class TrainConfig(BaseModel):
@@ -36,8 +38,8 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor, as a fraction of lr.")
     warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps (once per schedule).")
-    total_steps: int | None = Field(None, ge=1, description="Schedule horizon; continuous: the whole run. "
-                                    "None: constant LR after warm-up.")
+    total_steps: int | None = Field(None, ge=1, description="Schedule horizon. None: the iteration's steps; "
+                                    "continuous: iteration 1's steps x the run's iterations.")
     batch_size: int = Field(16, ge=1, description="Examples per micro-batch.")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     epochs: float = Field(1.0, gt=0, description="Passes over the iteration's training set.")
@@ -60,22 +62,6 @@ class TrainResult:
     log: list[dict] = field(default_factory=list)
 
 
-def lr_lambda(cfg: TrainConfig):
-    def f(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if not cfg.total_steps:
-            return 1.0
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return f
-
-
-def steps_for(n_examples: int, cfg: TrainConfig) -> int:
-    steps = math.ceil(cfg.epochs * n_examples / (cfg.batch_size * cfg.grad_accum)) if n_examples else 0
-    return min(steps, cfg.max_steps) if cfg.max_steps else steps
-
-
 def batch_order(n: int, n_micro: int, batch_size: int, seed: int, iteration: int) -> list[list[int]]:
     """Micro-batches of example indices: shuffled passes, concatenated, cut to size. Pure in its inputs."""
     import torch
@@ -87,103 +73,170 @@ def batch_order(n: int, n_micro: int, batch_size: int, seed: int, iteration: int
     return [flat[i * batch_size:(i + 1) * batch_size] for i in range(n_micro)]
 
 
-def _start_point(cfg: TrainConfig, final: Path, policy_in: str, base_policy: str):
-    """(model folder to load weights from, folder whose optimizer/scheduler to restore or None)."""
-    step = ckpt.latest_step(final)
-    if step is not None:
-        return step, step
-    if cfg.method == "rest-em":
-        return Path(base_policy), None
-    carry = cfg.method == "continuous" and ckpt.has_trainer_state(Path(policy_in))
-    return Path(policy_in), (Path(policy_in) if carry else None)
+class Trainer:
+    """One model in training. Each rank runs its own Trainer on its slice of every global micro-batch; only
+    rank 0 writes the train log and checkpoints."""
 
+    def __init__(self, loss: Loss = sft):
+        self.loss = loss
+        self.rank, self.world = rank_and_world()
+        self.policy = self.model = self.optimizer = self.scheduler = None
+        self.horizon: int | None = None
+        self.global_step = 0
+        self.cache = PromptCache()
 
-def sft_loss(policy, examples: list[SFTExample], cache: PromptCache):
-    """Next-token cross-entropy on the completion tokens; (loss, tokens it covers)."""
-    batch = sft_batch(policy, examples, cache)
-    return policy.model(**batch, use_cache=False).loss, int((batch["labels"] != -100).sum())
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def setup(self, source, cfg: TrainConfig, *, horizon: int | None, state_from: Path | None = None,
+              device: str | None = None, seed: int | None = None) -> dict:
+        """Load `source` (a model folder, or an already loaded Policy), build AdamW and an LR schedule over
+        `horizon` steps (None: constant after warm-up), and restore the optimizer, scheduler, RNG and step of
+        the checkpoint `state_from`. Returns that checkpoint's metadata ({} for a fresh start)."""
+        import torch
+
+        if isinstance(source, (str, Path)):
+            from mstar_data.models.loading import load_policy
+
+            source = load_policy(source, device=device, dtype="fp32")
+        self.policy, self.model, self.cfg, self.horizon = source, source.model, cfg, horizon
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, horizon))
+        meta: dict = {}
+        if state_from is not None:
+            meta = ckpt.load_trainer_state(state_from, self.optimizer, self.scheduler)
+            self.global_step = meta.get("global_step", 0)
+        return meta
+
+    def _autocast(self):
+        import torch
+
+        if str(self.policy.device).startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def step(self, micro_batches: list[list]) -> dict:
+        """One optimizer step over global micro-batches (lists of examples): this rank's slice of each,
+        gradients accumulated, averaged over ranks and clipped. Returns step, loss, lr, n_tokens, seconds."""
+        import torch
+
+        t0 = time.perf_counter()
+        self.model.train()
+        loss_sum, n_tok = 0.0, 0
+        for micro in micro_batches:
+            mine = rank_slice(micro, self.rank, self.world)
+            if not mine:
+                continue
+            with self._autocast():
+                loss, tokens = self.loss(self.policy, mine, self.cache)
+                loss = loss / len(micro_batches)
+            loss.backward()
+            loss_sum += loss.item()
+            n_tok += tokens
+        average_gradients(self.model, self.world)
+        loss_sum, n_tok = sum_across_ranks([loss_sum, n_tok], self.world, str(self.policy.device))
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+        return {"step": self.global_step, "loss": loss_sum / self.world, "lr": lr, "n_tokens": int(n_tok),
+                "seconds": time.perf_counter() - t0}
+
+    def append_log(self, store, rows: list[dict]) -> None:
+        if self.is_main and rows:
+            store.append("train_log", rows)
+
+    def save(self, path: Path, meta: dict) -> None:
+        """An atomic checkpoint (checkpoint.py: metadata last, then renamed into place). It records the
+        global step and the schedule horizon, which the next iteration or a resume reads back."""
+        if self.is_main:
+            ckpt.save(Path(path), self.model, self.policy.processor, self.optimizer, self.scheduler,
+                      {**meta, "global_step": self.global_step, HORIZON_KEY: self.horizon})
+        self._barrier()
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        """Drop the model and optimizer (the GPU memory goes back before sampling starts again)."""
+        import gc
+
+        import torch
+
+        on_gpu = self.policy is not None and str(self.policy.device).startswith("cuda")
+        self.policy = self.model = self.optimizer = self.scheduler = None
+        self.cache = PromptCache()
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
 
 
 def train_iteration(store, examples: list, *, run: str, iteration: int, policy_in: str,
                     base_policy: str | None = None, cfg: TrainConfig, checkpoints: Path | None = None,
                     out: Path | None = None, device: str | None = None, progress=None,
-                    extra_meta: dict | None = None, loss_fn=sft_loss) -> TrainResult:
-    """Train on `examples` into `out` (default `<checkpoints>/<run>/it-000k`). `loss_fn(policy, examples,
-    cache) -> (loss, n_tokens)` is the objective: SFT by default, the PRM's step loss for `mstar prm train`."""
-    import torch
-
-    from mstar_data.models.loading import load_policy
-
+                    extra_meta: dict | None = None, loss: Loss = sft, iterations: int = 1) -> TrainResult:
+    """Train on `examples` into `out` (default `<checkpoints>/<run>/it-000k`) with `loss` (SFT by default,
+    the PRM's step loss for `mstar prm train`). `iterations`: the run's iteration count, which a continuous
+    schedule spans. `progress(task, done, total, note)` hears of every step."""
     final = Path(out) if out is not None else ckpt.iteration_dir(checkpoints, run, iteration)
     if ckpt.is_complete(final):  # already trained: a rerun after a crash goes straight on
         meta = ckpt.read_meta(final)
         return TrainResult(str(final), meta.get("steps", 0), meta.get("global_step", 0), n_examples=len(examples))
     t0 = time.perf_counter()
-    weights, state_from = _start_point(cfg, final, policy_in, base_policy or policy_in)
-    policy = load_policy(weights, device=device, dtype="fp32")
-    model = policy.model
-    torch.manual_seed(cfg.seed * 7919 + iteration)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    local_start, global_step, resumed = 0, 0, None
-    if state_from is not None:
-        meta = ckpt.load_trainer_state(state_from, opt, sched)
-        global_step = meta.get("global_step", 0)
-        if state_from.parent.name.endswith(".steps"):  # a mid-iteration checkpoint of this iteration
-            local_start = meta["local_step"]
-            resumed = global_step
+    start = start_point(cfg, final, policy_in, base_policy or policy_in)
+    carried = ckpt.read_meta(start.state_from) if start.state_from and ckpt.is_complete(start.state_from) else None
     n_steps = steps_for(len(examples), cfg)
+    horizon = schedule_horizon(cfg, n_steps, iterations=iterations, carried=carried)
+    trainer = Trainer(loss)
+    restored = trainer.setup(start.weights, cfg, horizon=horizon, state_from=start.state_from, device=device,
+                             seed=cfg.seed * 7919 + iteration)
+    local_start = restored["local_step"] if is_resume(start) else 0
+    result = TrainResult(str(final), steps=n_steps, n_examples=len(examples),
+                         resumed_from=trainer.global_step if is_resume(start) else None)
     order = batch_order(len(examples), n_steps * cfg.grad_accum, cfg.batch_size, cfg.seed, iteration)
-    result = TrainResult(str(final), steps=n_steps, resumed_from=resumed, n_examples=len(examples))
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if policy.device.startswith("cuda")
-                else torch.autocast("cpu", enabled=False))
-    task = progress.add_task(f"train it{iteration}", total=n_steps, completed=local_start, rate="") if progress else None
+    task = f"train it{iteration}"
+    if trainer.is_main:
+        report(progress, task, local_start, n_steps)
     pending: list[dict] = []
-    cache = PromptCache()
-    model.train()
     for local in range(local_start, n_steps):
-        t_step = time.perf_counter()
-        loss_sum, n_tok = 0.0, 0
-        for micro in order[local * cfg.grad_accum:(local + 1) * cfg.grad_accum]:
-            with autocast:
-                loss, tokens = loss_fn(policy, [examples[i] for i in micro], cache)
-                loss = loss / cfg.grad_accum
-            loss.backward()
-            loss_sum += loss.item()
-            n_tok += tokens
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        lr = opt.param_groups[0]["lr"]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        global_step += 1
-        pending.append({"run_id": run, "iteration": iteration, "step": global_step, "local_step": local + 1,
-                        "loss": loss_sum, "lr": lr, "n_tokens": n_tok, "seconds": time.perf_counter() - t_step,
+        micro = order[local * cfg.grad_accum:(local + 1) * cfg.grad_accum]
+        s = trainer.step([[examples[i] for i in idx] for idx in micro])
+        pending.append({"run_id": run, "iteration": iteration, "step": s["step"], "local_step": local + 1,
+                        "loss": s["loss"], "lr": s["lr"], "n_tokens": s["n_tokens"], "seconds": s["seconds"],
                         "created_at": datetime.now(timezone.utc)})
-        if progress:
-            progress.update(task, completed=local + 1, rate=f"loss {loss_sum:.3f} lr {lr:.2e}")
+        if trainer.is_main:
+            report(progress, task, local + 1, n_steps, f"loss {s['loss']:.3f} lr {s['lr']:.2e}")
         if (local + 1) % cfg.save_every == 0 and local + 1 < n_steps:
-            _save(ckpt.steps_dir(final) / f"step-{local + 1:06d}", policy, opt, sched,
-                  {"local_step": local + 1, "global_step": global_step, "steps": n_steps}, store, pending)
+            _save(trainer, store, ckpt.steps_dir(final) / f"step-{local + 1:06d}",
+                  {"local_step": local + 1, "steps": n_steps}, pending)
             result.log += pending
             pending = []
-    model.eval()
-    meta = {"local_step": n_steps, "global_step": global_step, "steps": n_steps, "method": cfg.method,
+    trainer.model.eval()
+    meta = {"local_step": n_steps, "steps": n_steps, "method": cfg.method, "loss": getattr(loss, "name", None),
             "run": run, "iteration": iteration, "policy_in": str(policy_in), "config": cfg.model_dump(),
             **(extra_meta or {})}
-    _save(final, policy, opt, sched, meta, store, pending)
+    _save(trainer, store, final, meta, pending)
     result.log += pending
-    shutil.rmtree(ckpt.steps_dir(final), ignore_errors=True)
-    result.global_step = global_step
+    result.global_step = trainer.global_step
+    trainer.close()
+    if trainer.is_main:
+        shutil.rmtree(ckpt.steps_dir(final), ignore_errors=True)
     result.seconds = time.perf_counter() - t0
     losses = [r["loss"] for r in result.log]
     result.mean_loss = sum(losses) / len(losses) if losses else None
     return result
 
 
-def _save(path: Path, policy, opt, sched, meta: dict, store, log_rows: list[dict]) -> None:
+def _save(trainer: Trainer, store, path: Path, meta: dict, log_rows: list[dict]) -> None:
     # The log rows of these steps are written before the checkpoint that covers them: after a crash the
     # steps are recomputed identically and their rows are skipped by key, so nothing doubles.
-    if log_rows:
-        store.append("train_log", log_rows)
-    ckpt.save(path, policy.model, policy.processor, opt, sched, meta)
+    trainer.append_log(store, log_rows)
+    trainer.save(path, meta)

@@ -66,17 +66,17 @@ def test_rollout_seed_reproduces_the_row(shapes_store, bootstrapped_policy, tmp_
     """Any single rollout can be regenerated from its row: same seed, same text, whatever batch it ran in."""
     from mstar_data.inputs import images_by_sha, select_queries
     from mstar_data.prompts import build_prompt
-    from mstar_data.workers.backend import SampleRequest
-    from mstar_data.workers.backend_hf import HFSampler
-    from mstar_data.workers.generate import GenerateConfig, run_generate
+    from mstar_data.sampling.engine import SampleRequest
+    from mstar_data.sampling.engines.hf import HFEngine
+    from mstar_data.sampling.generate import GenerateConfig, run_generate
 
     store = str(tmp_path / "store")
     shutil.copytree(shapes_store, store)
     s = Store(store, create=False)
     policy, _ = bootstrapped_policy
-    sampler = HFSampler(policy)
+    sampler = HFEngine(policy)
     r = run_generate(s, GenerateConfig(policy=policy, n=3, limit=4, run="seed", max_new_tokens=40, batch_size=12),
-                     sampler=sampler)
+                     engine=sampler)
     assert r.written == 12
     row = s.dataset("rollouts").to_table(filter="sample_idx = 2").to_pylist()[1]
     q = select_queries(s, query_ids=[row["query_id"]])[0]

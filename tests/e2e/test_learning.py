@@ -8,7 +8,7 @@ from mstar_data.ingest.writer import ingest_items
 from mstar_data.loop.evolve import Evolve
 from mstar_data.loop.recipe import load_recipe
 from mstar_data.store import Store
-from mstar_data.workers.bootstrap import BootstrapConfig, run_bootstrap
+from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
 SHRINK = ["data.iterations=3", "data.interval=0.5", "data.val_limit=90", "sample.n=6", "temperature.search_every=0",
           "eval.n=2", "train.epochs=4"]
@@ -26,8 +26,8 @@ def learning_store(tmp_path_factory):
 
 
 def _evolve(store, base, run, extra):
-    recipe, text = load_recipe("demo.toml", [f"run.base_policy='{base}'", f"run.id='{run}'"] + SHRINK + extra)
-    return Evolve(store, recipe, text).run_all()
+    recipe, _ = load_recipe("demo.toml", [f"run.base_policy='{base}'", f"run.id='{run}'"] + SHRINK + extra)
+    return Evolve(store, recipe).run_all()
 
 
 @pytest.mark.slow

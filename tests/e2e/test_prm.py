@@ -11,8 +11,8 @@ from mstar_data.prm.label import LabelConfig, run_label
 from mstar_data.prm.score import ScoreConfig, run_score
 from mstar_data.prm.train import PrmTrainConfig, train_prm
 from mstar_data.store import Store
-from mstar_data.workers.backend import load_sampler
-from mstar_data.workers.generate import GenerateConfig, run_generate
+from mstar_data.sampling.engines import load_engine
+from mstar_data.sampling.generate import GenerateConfig, run_generate
 
 TRAIN = dict(max_steps=6, batch_size=8, save_every=2, warmup_steps=1, lr=2e-3)
 
@@ -23,13 +23,13 @@ def prm_store(bootstrapped_policy, tmp_path_factory):
     root = tmp_path_factory.mktemp("prm")
     s = Store(str(root / "store"))
     ingest_items(s, synthetic_items(300, 1, "easy", 0.2), source="synthetic", dataset="synthetic", split="train")
-    sampler = load_sampler("hf", policy)
+    sampler = load_engine("hf", policy)
     for stage, split, nq, n in (("explore", "train", 24, 2), ("eval", "val", 12, 4)):
         ids = [q["query_id"] for q in select_queries(s, split=split, limit=nq)]
         run_generate(s, GenerateConfig(policy=policy, split=None, query_ids=ids, n=n, temperature=0.7, run="p",
-                                       stage=stage, max_new_tokens=40, batch_size=48), sampler=sampler)
+                                       stage=stage, max_new_tokens=40, batch_size=48), engine=sampler)
         run_label(s, LabelConfig(policy=policy, run="p", stage=stage, m=2, temperature=0.7, max_new_tokens=40),
-                  sampler=sampler)
+                  engine=sampler)
     out = root / "prm"
     train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(out), **TRAIN))
     return s, policy, str(out)
@@ -107,22 +107,22 @@ def test_export_trl_loads_with_datasets(prm_store, tmp_path, cli):
 
 
 def test_prm_training_resumes_after_a_crash_on_the_same_steps(prm_store, tmp_path, monkeypatch):
-    import mstar_data.prm.format as fmt
+    from mstar_data.train.losses import PRMStepLoss
 
     s, policy, _ = prm_store
     whole = train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "whole"), **TRAIN))
-    real, calls = fmt.prm_loss, []
+    real, calls = PRMStepLoss.__call__, []
 
-    def crashing(*args, **kwargs):
+    def crashing(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 5:  # the 5th step, after the step-4 checkpoint
             raise RuntimeError("killed")
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(fmt, "prm_loss", crashing)
+    monkeypatch.setattr(PRMStepLoss, "__call__", crashing)
     with pytest.raises(RuntimeError, match="killed"):
         train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "cut"), **TRAIN))
-    monkeypatch.setattr(fmt, "prm_loss", real)
+    monkeypatch.setattr(PRMStepLoss, "__call__", real)
     resumed = train_prm(s, PrmTrainConfig(policy=policy, run="p", out=str(tmp_path / "cut"), **TRAIN))
     assert resumed.resumed_from == 4
     log = s.dataset("train_log").to_table(filter="run_id IN ('prm:whole', 'prm:cut')").to_pylist()

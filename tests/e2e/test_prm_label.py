@@ -8,7 +8,7 @@ from mstar_data.inputs import select_queries
 from mstar_data.keys import rollout_id
 from mstar_data.prm.label import LabelConfig, mc_rollout_id, run_label
 from mstar_data.store import Store
-from mstar_data.workers.backend import Completion
+from mstar_data.sampling.engine import Completion
 
 
 class ScriptedSampler:
@@ -62,7 +62,7 @@ def _labels(store):
 
 def test_labels_stop_rule_and_stored_continuations(labelled_store):
     s, rows, gold = labelled_store
-    r = run_label(s, LabelConfig(policy="unused", run="r", m=3), sampler=ScriptedSampler(gold))
+    r = run_label(s, LabelConfig(policy="unused", run="r", m=3), engine=ScriptedSampler(gold))
     labels = _labels(s)
     a, b, c = (row["rollout_id"] for row in rows)
     assert [(labels[a, j]["n_rollouts"], labels[a, j]["n_correct"]) for j in range(5)] == \
@@ -79,7 +79,7 @@ def test_labels_stop_rule_and_stored_continuations(labelled_store):
     # A rerun samples nothing and writes nothing.
     versions = (s.version("rollouts"), s.version("step_labels"))
     sampler = ScriptedSampler(gold)
-    again = run_label(s, LabelConfig(policy="unused", run="r", m=3), sampler=sampler)
+    again = run_label(s, LabelConfig(policy="unused", run="r", m=3), engine=sampler)
     assert sampler.requests == 0 and again.labels_written == 0 and again.labels_skipped == 10
     assert (s.version("rollouts"), s.version("step_labels")) == versions
 
@@ -88,11 +88,11 @@ def test_killed_mid_labelling_resumes_without_duplicates(labelled_store):
     s, rows, gold = labelled_store
     cfg = LabelConfig(policy="unused", run="r", m=3, batch_size=4, flush_rows=1)
     with pytest.raises(RuntimeError, match="killed"):
-        run_label(s, cfg, sampler=ScriptedSampler(gold, fail_after=2))
+        run_label(s, cfg, engine=ScriptedSampler(gold, fail_after=2))
     kept = s.count("rollouts", "stage = 'mc'")
     assert 0 < kept < 18 and s.count("step_labels") == 0  # a wave's labels land only after its continuations
     sampler = ScriptedSampler(gold)
-    r = run_label(s, cfg, sampler=sampler)
+    r = run_label(s, cfg, engine=sampler)
     assert r.rollouts_reused == kept and sampler.requests == 18 - kept
     assert s.count("rollouts", "stage = 'mc'") == 18 and s.count("step_labels") == 10
 
@@ -100,7 +100,7 @@ def test_killed_mid_labelling_resumes_without_duplicates(labelled_store):
 def test_shards_split_the_source_rollouts(labelled_store):
     s, rows, gold = labelled_store
     for i in range(2):
-        run_label(s, LabelConfig(policy="unused", run="r", m=2, shard=(i, 2)), sampler=ScriptedSampler(gold))
+        run_label(s, LabelConfig(policy="unused", run="r", m=2, shard=(i, 2)), engine=ScriptedSampler(gold))
     assert s.count("step_labels") == 10 and s.count("rollouts", "stage = 'mc'") == 2 * 6
 
 

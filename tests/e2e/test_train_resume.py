@@ -78,7 +78,8 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(train_store, tmp
 
 
 def test_lr_schedule_warmup_then_cosine_to_floor():
-    from mstar_data.train.trainer import TrainConfig, batch_order, lr_lambda, steps_for
+    from mstar_data.train.schedule import lr_lambda, steps_for
+    from mstar_data.train.trainer import TrainConfig, batch_order
 
     f = lr_lambda(TrainConfig(warmup_steps=4, total_steps=20, min_lr_ratio=0.1))
     assert [round(f(s), 3) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
@@ -93,7 +94,8 @@ def test_lr_schedule_warmup_then_cosine_to_floor():
 
 def test_methods_start_where_they_should(train_store, tmp_path):
     """continuous carries optimizer state; iterative-rft starts fresh from the last weights; rest-em from base."""
-    from mstar_data.train.trainer import TrainConfig, _start_point
+    from mstar_data.train.schedule import start_point
+    from mstar_data.train.trainer import TrainConfig
 
     _, policy = train_store
     root = tmp_path / "ck"
@@ -101,9 +103,9 @@ def test_methods_start_where_they_should(train_store, tmp_path):
     shutil.copytree(policy, prev)
     (prev / "trainer").mkdir()
     (prev / "trainer" / "optimizer.pt").write_bytes(b"")
-    w, s = _start_point(TrainConfig(method="continuous"), root / "t" / "it-0001", str(prev), str(policy))
+    w, s = start_point(TrainConfig(method="continuous"), root / "t" / "it-0001", str(prev), str(policy))
     assert (w, s) == (prev, prev)
-    w, s = _start_point(TrainConfig(method="iterative-rft"), root / "t" / "it-0001", str(prev), str(policy))
+    w, s = start_point(TrainConfig(method="iterative-rft"), root / "t" / "it-0001", str(prev), str(policy))
     assert (w, s) == (prev, None)
-    w, s = _start_point(TrainConfig(method="rest-em"), root / "t" / "it-0001", str(prev), str(policy))
+    w, s = start_point(TrainConfig(method="rest-em"), root / "t" / "it-0001", str(prev), str(policy))
     assert (w, s) == (Path(policy), None)

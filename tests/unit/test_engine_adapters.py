@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from mstar_data.errors import MstarError
-from mstar_data.workers.backend import SampleRequest, load_sampler, parse_shard
+from mstar_data.exec.shards import parse_shard
+from mstar_data.sampling.engine import SampleRequest
+from mstar_data.sampling.engines import load_engine
 from tests.datasets import image_bytes
 
 
@@ -51,7 +53,7 @@ def test_vllm_adapter_calls_llm_and_sampling_params(monkeypatch, tiny_policy_dir
             return outs
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    sampler = load_sampler("vllm", tiny_policy_dir)
+    sampler = load_engine("vllm", tiny_policy_dir)
     assert calls["init"][0] == tiny_policy_dir and calls["init"][1]["limit_mm_per_prompt"] == {"image": 1}
     assert calls["init"][1]["trust_remote_code"] is False
     out = sampler.generate(_requests(prefix="red: 2.\n\n"))
@@ -89,7 +91,7 @@ def test_lmdeploy_adapter_calls_pipeline_and_generation_config(monkeypatch):
     fake = types.SimpleNamespace(pipeline=pipeline, GenerationConfig=GenerationConfig,
                                  PytorchEngineConfig=PytorchEngineConfig, TurbomindEngineConfig=PytorchEngineConfig)
     monkeypatch.setitem(sys.modules, "lmdeploy", fake)
-    sampler = load_sampler("lmdeploy", "/models/policy")
+    sampler = load_engine("lmdeploy", "/models/policy")
     assert calls["pipeline"][0] == "/models/policy"
     out = sampler.generate(_requests())
     prompts, configs = calls["run"]
@@ -105,11 +107,11 @@ def test_missing_engines_say_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
     monkeypatch.setitem(sys.modules, "lmdeploy", None)
     with pytest.raises(MstarError, match=r"pip install 'mstar\[vllm\]'"):
-        load_sampler("vllm", "/x")
+        load_engine("vllm", "/x")
     with pytest.raises(MstarError, match=r"pip install 'mstar\[lmdeploy\]'"):
-        load_sampler("lmdeploy", "/x")
+        load_engine("lmdeploy", "/x")
     with pytest.raises(ValueError, match="--backend 'tgi'"):
-        load_sampler("tgi", "/x")
+        load_engine("tgi", "/x")
 
 
 def test_parse_shard():

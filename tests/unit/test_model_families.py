@@ -7,9 +7,9 @@ import torch
 
 from mstar_data.errors import MstarError
 from mstar_data.models.loading import load_policy
-from mstar_data.train.batches import SFTExample, sft_batch
-from mstar_data.workers.backend import SampleRequest
-from mstar_data.workers.backend_hf import HFSampler
+from mstar_data.models.batches import SFTExample, sft_batch
+from mstar_data.sampling.engine import SampleRequest
+from mstar_data.sampling.engines.hf import HFEngine
 from tests.datasets import image_bytes
 from tests.model_families import build_family
 
@@ -21,7 +21,7 @@ def test_family_loads_samples_and_trains(family, tmp_path):
     path = build_family(family, tmp_path / family)
     files = {p.name for p in path.iterdir()}
     assert "model.safetensors" in files and not files & {"pytorch_model.bin", "model.pt"}
-    sampler = HFSampler(str(path), device="cpu")
+    sampler = HFEngine(str(path), device="cpu")
     pol = sampler.policy
     assert type(pol.processor).__name__.endswith("Processor") and pol.processor.image_processor is not None
     reqs = [SampleRequest(f"r{i}", f"How many shapes? {i}", image_bytes(i, (64, 64)), 1.0, 7 + i, 6) for i in range(3)]

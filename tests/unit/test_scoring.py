@@ -1,9 +1,9 @@
 import torch
 
 from mstar_data.models.scoring import completion_logprobs
-from mstar_data.train.batches import SFTExample, sft_batch
-from mstar_data.workers.backend import SampleRequest
-from mstar_data.workers.backend_hf import HFSampler
+from mstar_data.models.batches import SFTExample, sft_batch
+from mstar_data.sampling.engine import SampleRequest
+from mstar_data.sampling.engines.hf import HFEngine
 from tests.datasets import image_bytes
 
 
@@ -11,7 +11,7 @@ def test_teacher_forced_logprobs_match_what_the_sampler_recorded(tmp_path):
     from mstar_data.models.tiny import build_tiny_policy
 
     build_tiny_policy(tmp_path / "p")
-    sampler = HFSampler(str(tmp_path / "p"), device="cpu")
+    sampler = HFEngine(str(tmp_path / "p"), device="cpu")
     reqs = [SampleRequest(f"r{i}", "How many red shapes?", image_bytes(i, (64, 64)), (0.7, 1.0, 1.3, 1.0)[i],
                           11 + i, 10) for i in range(4)]
     outs = sampler.generate(reqs)
@@ -28,7 +28,7 @@ def test_logprobs_agree_with_the_masked_sft_loss(tmp_path):
     from mstar_data.models.tiny import build_tiny_policy
 
     build_tiny_policy(tmp_path / "p")
-    pol = HFSampler(str(tmp_path / "p"), device="cpu").policy
+    pol = HFEngine(str(tmp_path / "p"), device="cpu").policy
     exs = [SFTExample("Count.", image_bytes(1, (64, 64)), "red: 2.\n\n# Answer\n\n2"),
            SFTExample("Count them.", image_bytes(2, (64, 64)), "# Answer\n\n7")]
     lps = completion_logprobs(pol, exs, mask_vision=False)

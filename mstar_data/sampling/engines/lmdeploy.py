@@ -1,4 +1,4 @@
-"""The `lmdeploy` backend (GPU, optional extra `mstar[lmdeploy]`), imported only when chosen.
+"""The `lmdeploy` engine (GPU, optional extra `mstar[lmdeploy]`), imported only when chosen.
 
 lmdeploy's VLM pipeline takes (text, image) pairs and applies the model's chat template itself. Each
 request gets its own GenerationConfig with its own random_seed. lmdeploy cannot continue a partial
@@ -8,7 +8,7 @@ assistant turn through this API, so Monte-Carlo step rollouts (requests with a p
 from __future__ import annotations
 
 from mstar_data.errors import MstarError
-from mstar_data.workers.backend import Completion, SampleRequest
+from mstar_data.sampling.engine import Completion, SampleRequest
 
 
 def _import_lmdeploy():
@@ -19,7 +19,7 @@ def _import_lmdeploy():
     return lmdeploy
 
 
-class LMDeploySampler:
+class LMDeployEngine:
     name = "lmdeploy"
 
     def __init__(self, policy: str, *, engine: str = "pytorch", tp: int = 1, session_len: int = 4096,
@@ -48,3 +48,11 @@ class LMDeploySampler:
             reason = "stop" if resp.finish_reason == "stop" else "length"
             completions.append(Completion(resp.text, resp.generate_token_len, reason, lps, ids))
         return completions
+
+    def release(self) -> None:
+        if self.pipe is not None and hasattr(self.pipe, "close"):
+            self.pipe.close()
+        self.pipe = None
+        from mstar_data.sampling.engines import free_device_memory
+
+        free_device_memory()

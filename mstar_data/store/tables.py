@@ -96,7 +96,16 @@ class Store:
             if name not in existing:
                 self.db.create_table(name, schema=schema, exist_ok=True)
                 created.append(name)
+            else:
+                self._add_missing_columns(name, schema)
         return created
+
+    def _add_missing_columns(self, name: str, schema: pa.Schema) -> None:
+        """A store made by an older release gains the columns added since, all null (nothing is rewritten)."""
+        ds = self.dataset(name)
+        missing = [f for f in schema if f.name not in ds.schema.names]
+        if missing:
+            ds.add_columns(pa.schema(missing))
 
     def table(self, name: str):
         if name not in TABLES:
@@ -179,7 +188,11 @@ class Store:
         """Write rows already checked by `new_rows`, as they are."""
         if rows.num_rows == 0:
             return 0
-        self.table(name).add(conform(rows, name))
+        table = self.table(name)
+        if len(table.schema) != len(TABLES[name]):  # a store from an older release
+            self._add_missing_columns(name, TABLES[name])
+            table = self.table(name)
+        table.add(conform(rows, name))
         self.maybe_compact(name)
         return rows.num_rows
 

@@ -1,4 +1,4 @@
-"""The `vllm` backend (GPU, optional extra `mstar[vllm]`), imported only when chosen.
+"""The `vllm` engine (GPU, optional extra `mstar[vllm]`), imported only when chosen.
 
 vLLM takes the chat-formatted prompt text with the family's image placeholder and expands it itself, so we
 build the text with the model's own processor (the same template the hf backend uses). Each request carries
@@ -8,7 +8,7 @@ its own SamplingParams with its own seed, so rollouts reproduce per row as with 
 from __future__ import annotations
 
 from mstar_data.errors import MstarError
-from mstar_data.workers.backend import Completion, SampleRequest
+from mstar_data.sampling.engine import Completion, SampleRequest
 
 
 def _import_vllm():
@@ -19,7 +19,7 @@ def _import_vllm():
     return vllm
 
 
-class VLLMSampler:
+class VLLMEngine:
     name = "vllm"
 
     def __init__(self, policy: str, *, trust_remote_code: bool = False, dtype: str = "bfloat16",
@@ -52,3 +52,10 @@ class VLLMSampler:
             lps = [step[tid].logprob for step, tid in zip(o.logprobs or [], ids)] if o.logprobs else []
             completions.append(Completion(o.text, len(ids), "stop" if o.finish_reason == "stop" else "length", lps, ids))
         return completions
+
+    def release(self) -> None:
+        # vLLM frees its KV cache and weights when the LLM object goes; its worker processes end with it.
+        self.llm = None
+        from mstar_data.sampling.engines import free_device_memory
+
+        free_device_memory()

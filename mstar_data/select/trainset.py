@@ -12,7 +12,7 @@ import re
 from mstar_data.errors import MstarError
 from mstar_data.inputs import query_inputs
 from mstar_data.sql_views import load_sql_files, run_view
-from mstar_data.train.batches import SFTExample
+from mstar_data.models.batches import SFTExample
 
 
 def tag_name(run: str, iteration: int) -> str:

@@ -1,4 +1,4 @@
-"""The `hf` backend: transformers generate() on CPU or GPU, with one seed per row.
+"""The `hf` engine: transformers generate() on CPU or GPU, with one seed per row.
 
 We sample with the Gumbel-max trick inside a logits processor and let generate() run greedy: argmax of
 (logits / T + Gumbel noise) is a sample from softmax(logits / T). Each row draws its noise from its own
@@ -8,9 +8,8 @@ processor also records the sampled tokens' log-probs (under the temperature-scal
 
 from __future__ import annotations
 
-import time
 
-from mstar_data.workers.backend import Completion, SampleRequest
+from mstar_data.sampling.engine import Completion, SampleRequest
 
 
 class RowSeededSampler:
@@ -41,7 +40,7 @@ class RowSeededSampler:
         return perturbed
 
 
-class HFSampler:
+class HFEngine:
     name = "hf"
 
     def __init__(self, policy: str, *, device: str | None = None, dtype: str | None = None,
@@ -84,3 +83,9 @@ class HFSampler:
             text = tok.decode(ids[:n], skip_special_tokens=True)
             completions.append(Completion(text, n, reason, sampler.logprobs[i][:n], ids[:n]))
         return completions
+
+    def release(self) -> None:
+        self.policy = None
+        from mstar_data.sampling.engines import free_device_memory
+
+        free_device_memory()

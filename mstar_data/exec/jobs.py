@@ -1,4 +1,4 @@
-"""One `jobs` row per worker run: what it was asked, what it did, and how fast (generate, prm-label, prm-score)."""
+"""One `jobs` row per job run: what it was asked, what it did, and how fast (generate, prm-label, prm-score)."""
 
 from __future__ import annotations
 

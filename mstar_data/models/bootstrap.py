@@ -23,7 +23,9 @@ from pydantic import BaseModel, Field
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.progress import report
 from mstar_data.prompts import build_prompt
+from mstar_data.store.predicates import queries_where
 
 
 class BootstrapConfig(BaseModel):
@@ -61,7 +63,7 @@ class BootstrapResult:
 def greedy_accuracy(sampler, queries: list[dict], images: dict[str, bytes], max_new_tokens: int,
                     batch_size: int = 64) -> float:
     from mstar_data.answers import judge
-    from mstar_data.workers.backend import SampleRequest
+    from mstar_data.sampling.engine import SampleRequest
 
     correct = 0
     for i in range(0, len(queries), batch_size):
@@ -79,14 +81,16 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
 
     from mstar_data.models.loading import Policy
     from mstar_data.models.tiny import build_tiny_policy, pretrain_vision
-    from mstar_data.train.batches import PromptCache, SFTExample, sft_batch
-    from mstar_data.workers.backend_hf import HFSampler
+    from mstar_data.models.batches import SFTExample
+    from mstar_data.train.losses import sft
+    from mstar_data.train.trainer import TrainConfig, Trainer
+    from mstar_data.sampling.engines.hf import HFEngine
 
     from mstar_data.models.threads import configure_threads
 
     configure_threads()
     t0 = time.perf_counter()
-    train = select_queries(store, split="train", where="reference_cot IS NOT NULL")
+    train = select_queries(store, split="train", where=queries_where(with_reference_cot=True))
     held = select_queries(store, split=cfg.eval_split, limit=cfg.eval_limit)
     if not train:
         raise MstarError("no train queries with a reference CoT in the store: run `mstar ingest synthetic` first")
@@ -100,7 +104,7 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
     if cfg.vision_steps:
         pretrain_vision(model, processor, steps=cfg.vision_steps, seed=cfg.seed)
     policy = Policy(model, processor, str(out), "cpu")
-    sampler = HFSampler(str(out), policy_obj=policy)
+    sampler = HFEngine(str(out), policy_obj=policy)
     examples = [SFTExample(build_prompt(q["question"], q["choices"]), images[q["image_sha256"]], q["reference_cot"])
                 for q in train]
     answers = [q["answer"] for q in held]
@@ -108,28 +112,23 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
     goal = max(cfg.target_acc, constant + cfg.above_constant)
     result = BootstrapResult(str(out), n_train=len(examples), n_eval=len(held), constant_acc=constant)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    cache = PromptCache()  # each prompt's image is decoded and processed once, not once per step
+    # Warm-up then a constant LR (no horizon): the stop rule, not a schedule, decides when training ends.
+    trainer = Trainer(sft)
+    trainer.setup(policy, TrainConfig(lr=cfg.lr, warmup_steps=cfg.warmup_steps, batch_size=cfg.batch_size,
+                                      weight_decay=0.0, max_grad_norm=1.0), horizon=None)
     hits = 0
-    task = progress.add_task("bootstrap-policy", total=cfg.max_steps, rate="") if progress else None
+    report(progress, "bootstrap-policy", 0, cfg.max_steps)
     for step in range(1, cfg.max_steps + 1):
-        model.train()
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
         idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen).tolist()
-        loss = model(**sft_batch(policy, [examples[i] for i in idx], cache), use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = trainer.step([[examples[i] for i in idx]])["loss"]
         result.steps = step
         out_of_time = time.perf_counter() - t0 > cfg.max_seconds
         if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
             model.eval()
             result.accuracy = greedy_accuracy(sampler, held, images, cfg.max_new_tokens)
             result.history.append((step, result.accuracy))
-            if progress:
-                progress.update(task, completed=step, rate=f"loss {loss.item():.3f}, held-out acc {result.accuracy:.1%}")
+            report(progress, "bootstrap-policy", step, cfg.max_steps,
+                   f"loss {loss:.3f}, held-out acc {result.accuracy:.1%}")
             # Two readings in a row, past warm-up: one lucky reading on ~90 queries (+-5 points) is not a policy.
             hits = hits + 1 if result.accuracy >= goal and step >= cfg.warmup_steps else 0
             if hits >= 2:
@@ -137,6 +136,7 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
                 break
         if out_of_time:
             break
+    trainer.close()
     model.eval()
     model.save_pretrained(staging)
     result.seconds = time.perf_counter() - t0

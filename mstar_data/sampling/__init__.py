@@ -1,0 +1,1 @@
+"""Rollouts: one path from a job spec to stored rows (plan -> requests -> completions -> rows)."""
