@@ -74,6 +74,9 @@ ROLLOUTS = pa.schema([
     # Added after the first release, so they come last (an older store gains them as nulls on open).
     _f("token_ids", pa.list_(pa.int32())),          # the sampled token ids (EOS included when it stopped)
     _f("token_logprobs", pa.list_(pa.float32())),   # the engine's log-prob of each (see docs/sampling.md)
+    _f("rewards", pa.map_(pa.string(), pa.float32())),  # GRPO: one value per reward function (null: not scorable)
+    _f("reward", pa.float32()),                     # GRPO: their weighted total
+    _f("advantage", pa.float32()),                  # GRPO: from sql/grpo_advantages.sql, as trained on
 ])
 
 STEP_LABELS = pa.schema([
@@ -144,6 +147,11 @@ TRAIN_LOG = pa.schema([                       # one row per optimizer step
     _f("n_tokens", pa.int64()),
     _f("seconds", pa.float64()),
     _f("created_at", _ts),
+    # Added for GRPO (null for SFT): the share of tokens whose ratio was clipped, the k3 KL to the reference,
+    # and the policy's mean token entropy over the completions it trained on.
+    _f("clip_frac", pa.float64()),
+    _f("kl", pa.float64()),
+    _f("entropy", pa.float64()),
 ])
 
 PRM_EVALS = pa.schema([                       # one row per PRM evaluation (`mstar prm eval`)
