@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from mstar_cli.generate import _progress
-from mstar_cli.options import ArtifactsOpt, StoreOpt, console, open_store, summary
+from mstar_cli.options import (ArtifactsOpt, StoreOpt, cell, console, open_store, plain_table, say, shell_command,
+                               summary)
 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: section.key=value.")]
 
@@ -26,6 +27,7 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
     """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
     rerunning a run id with a different resolved recipe is refused."""
     from mstar_data.loop.evolve import Evolve
+    from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
 
     r = resolve_recipe(recipe, list(set or []), smoke=smoke, run_id=run_id)
@@ -33,6 +35,14 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         typer.echo(recipe_json(r))
         return
     s = open_store(store, create=False)
+    if is_grpo(r):
+        with _progress() as progress:
+            result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
+        _print_grpo_steps(result.steps, f"run {result.run} (GRPO)")
+        summary(f"evolve {result.run}", [("val greedy accuracy, start -> end",
+                                           f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),
+                                          ("seconds", f"{result.seconds:.1f}")])
+        return
     with _progress() as progress:
         result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
     _print_dynamics(result.iterations, f"run {result.run}")
@@ -44,15 +54,28 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
 def _print_dynamics(rows: list[dict], title: str) -> None:
     import json
 
-    t = Table(title=title, title_justify="left")
+    t = plain_table(title)
     for col in ("iteration", "T", "greedy", "Pass@K", "Reward-Pass@2", "train set", "seconds"):
         t.add_column(col, justify="right")
     pct = lambda v: "-" if v is None else f"{v:.1%}"
     for r in rows:
         secs = sum(json.loads(r["timings"] or "{}").values())
-        t.add_row(str(r["iteration"]), f"{r['temperature']:.2f}", pct(r["greedy_acc"]),
-                  f"{pct(r['pass_at_k'])} (K={r['k']})", pct(r["reward_pass_at_2"]), str(r["n_train"] or 0),
-                  f"{secs:.1f}")
+        t.add_row(*(cell(v) for v in (r["iteration"], f"{r['temperature']:.2f}", pct(r["greedy_acc"]),
+                                      f"{pct(r['pass_at_k'])} (K={r['k']})", pct(r["reward_pass_at_2"]),
+                                      r["n_train"] or 0, f"{secs:.1f}")))
+    console.print(t)
+
+
+def _print_grpo_steps(rows: list[dict], title: str) -> None:
+    t = Table(title=title, title_justify="left")
+    cols = [("step", "step", "{}"), ("R", "reward_mean", "{:.2f}"), ("acc", "accuracy", "{:.0%}"),
+            ("fmt", "format", "{:.0%}"), ("0-std", "frac_zero_std", "{:.0%}"), ("len", "mean_len", "{:.0f}"),
+            ("aha", "reflection", "{:.0%}"), ("loss", "loss", "{:.3f}"), ("clip", "clip_frac", "{:.2f}"),
+            ("KL", "kl", "{:.3f}"), ("H", "entropy", "{:.2f}")]
+    for name, _, _ in cols:
+        t.add_column(name, justify="right")
+    for r in rows:
+        t.add_row(*("-" if r.get(key) is None else fmt.format(r[key]) for _, key, fmt in cols))
     console.print(t)
 
 
@@ -94,9 +117,9 @@ def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
     summary("demo", [("held-out greedy accuracy before", f"{out.result.start_acc:.1%}"),
                      ("held-out greedy accuracy after", f"{out.result.final_acc:.1%}"),
                      ("dynamics plot", out.plot), ("seconds", f"{out.seconds:.0f}")])
-    console.print("\nQueries worth trying on the store:")
+    say("\nQueries worth trying on the store (they run as printed, in any shell):")
     for q in out.queries:
-        console.print(f"  mstar sql --store {s.uri} \"{q}\"", markup=False, highlight=False, soft_wrap=True)
+        say(f"  {shell_command('sql', '--store', str(Path(s.uri).resolve()), q)}")
 
 
 def register(app: typer.Typer) -> None:

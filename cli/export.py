@@ -6,27 +6,34 @@ from typing import Annotated
 
 import typer
 
-from mstar_cli.options import StoreOpt, open_store, summary
+from mstar_cli.options import ForceOpt, StoreOpt, choice, open_store, summary, value
 
 app = typer.Typer(help="Export store data in other tools' formats.", no_args_is_help=True)
 
+ExportFormat = choice("ExportFormat", "trl")
+Label = choice("Label", "hard", "soft")
+
 
 @app.command("prm")
-def prm(out: Annotated[str, typer.Option(help="Output folder (replaced if it exists).")],
+def prm(out: Annotated[str, typer.Option(help="Output folder: new, empty, or a previous `export prm` output "
+                                              "(with --force).")],
         run: Annotated[str, typer.Option(help="Run whose step labels are exported.")],
-        format: Annotated[str, typer.Option("--format", help="trl (stepwise supervision).")] = "trl",
+        format: Annotated[ExportFormat, typer.Option("--format", help="trl (stepwise supervision).")] = "trl",
         split: Annotated[str, typer.Option(help="Queries of this split.")] = "train",
-        label: Annotated[str, typer.Option(help="hard (any continuation correct) or soft (fraction >= threshold).")] = "hard",
-        threshold: float = 0.5, store: StoreOpt = None) -> None:
-    """Step-labelled responses as Parquet (prompt, completions, labels, images) plus a dataset card."""
-    from mstar_data.errors import MstarError
+        label: Annotated[Label, typer.Option(help="hard (any continuation correct) or soft (fraction >= "
+                                                  "threshold).")] = "hard",
+        threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --label soft: the fraction of "
+                                                                        "correct continuations a good step needs.")] = 0.5,
+        force: ForceOpt = False, store: StoreOpt = None) -> None:
+    """Step-labelled responses as Parquet (prompt, completions, labels, images) plus a dataset card.
+
+    Example: mstar export prm --run r1 --out exports/prm-r1"""
     from mstar_data.prm.export import export_prm_trl
 
-    if format != "trl":
-        raise MstarError(f"--format '{format}': expected trl")
-    r = export_prm_trl(open_store(store, create=False), out, run=run, split=split, label=label, threshold=threshold)
-    summary(f"export prm --format trl -> {r.out}", [("rows", r.rows), ("steps", r.steps),
-                                                    ("good steps", f"{r.good_steps} ({r.good_steps / max(r.steps, 1):.1%})")])
+    r = export_prm_trl(open_store(store, create=False), out, run=run, split=split, label=value(label),
+                       threshold=threshold, force=force)
+    summary(f"export prm --format {value(format)} -> {r.out}", [
+        ("rows", r.rows), ("steps", r.steps), ("good steps", f"{r.good_steps} ({r.good_steps / max(r.steps, 1):.1%})")])
 
 
 def register(root: typer.Typer) -> None:

@@ -16,7 +16,9 @@ FileArg = Annotated[Path, typer.Argument(help="The dataset file (.json, .jsonl o
 ImagesOpt = Annotated[Optional[Path], typer.Option(
     "--images", help="Image root; image paths in the file resolve inside it. Default: the file's folder.")]
 SplitOpt = Annotated[Optional[str], typer.Option(help="train, val, test or unlabeled (unlabeled drops answers).")]
-ValOpt = Annotated[float, typer.Option(help="Carve this fraction of train into val, deterministically by id.")]
+ValOpt = Annotated[float, typer.Option(min=0.0, max=0.99, help="Carve this fraction of train into val, "
+                                                                "deterministically by id (train only).")]
+NameOpt = Annotated[str, typer.Option(help="Dataset name (query ids are DATASET/ID).")]
 
 
 def _split(split: str | None, default: str) -> str:
@@ -35,6 +37,8 @@ def _run(store, items, *, path: Path, images: Path | None, split: str, dataset: 
 
     if not 0.0 <= val_fraction < 1.0:
         raise MstarError(f"--val-fraction {val_fraction}: expected a number in [0, 1)")
+    if val_fraction and split != "train":
+        raise MstarError(f"--val-fraction {val_fraction}: carves val out of train, but --split is '{split}'")
     s = open_store(store)
     root = images if images is not None else path.parent
     result = ingest_items(s, items, source=str(path), dataset=dataset, split=split, image_root=root,
@@ -55,9 +59,13 @@ def _print(result, s) -> None:
 
 
 @app.command()
-def mathvista(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: str = "mathvista",
+def mathvista(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: NameOpt = "mathvista",
               val_fraction: ValOpt = 0.0, store: StoreOpt = None) -> None:
-    """MathVista annotations: JSON dict of pid -> record, the same records as JSONL, or Parquet with decoded_image."""
+    """MathVista annotations: JSON dict of pid -> record, the same records as JSONL, or Parquet with decoded_image.
+
+    The split defaults to test (MathVista is a benchmark): sample it with `mstar generate --split test`.
+
+    Example: mstar ingest mathvista testmini.json --images data/mathvista"""
     from mstar_data.ingest.mathvista import mathvista_items
 
     split = _split(split, "test")
@@ -66,9 +74,11 @@ def mathvista(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, d
 
 
 @app.command()
-def mathv360k(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: str = "mathv360k",
+def mathv360k(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: NameOpt = "mathv360k",
               val_fraction: ValOpt = 0.0, store: StoreOpt = None) -> None:
-    """MathV360K: JSON list of {id, image, conversations}; the gold answer comes from the gpt turn."""
+    """MathV360K: JSON list of {id, image, conversations}; the gold answer comes from the gpt turn.
+
+    Example: mstar ingest mathv360k train_samples.json --images data/mathv360k --val-fraction 0.05"""
     from mstar_data.ingest.mathv360k import mathv360k_items
 
     _run(store, mathv360k_items(path), path=path, images=images, split=_split(split, "train"), dataset=dataset,
@@ -97,7 +107,9 @@ DatasetOpt = Annotated[Optional[str], typer.Option(help="Dataset name (query ids
 def jsonl(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: DatasetOpt = None,
           val_fraction: ValOpt = 0.0, preset: PresetOpt = "default", field: FieldOpt = None,
           image_template: TemplateOpt = None, store: StoreOpt = None) -> None:
-    """JSON Lines (or a JSON list/dict) of records, mapped field by field."""
+    """JSON Lines (or a JSON list/dict) of records, mapped field by field.
+
+    Example: mstar ingest jsonl geoqa.jsonl --preset geoqa --images data/geoqa"""
     _tabular(path, images, split, dataset, val_fraction, store, preset, field, image_template)
 
 
@@ -105,7 +117,9 @@ def jsonl(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, datas
 def parquet(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dataset: DatasetOpt = None,
             val_fraction: ValOpt = 0.0, preset: PresetOpt = "default", field: FieldOpt = None,
             image_template: TemplateOpt = None, store: StoreOpt = None) -> None:
-    """Parquet records (images as bytes or {bytes, path} structs), mapped field by field."""
+    """Parquet records (images as bytes or {bytes, path} structs), mapped field by field.
+
+    Example: mstar ingest parquet chartqa.parquet --preset chartqa"""
     _tabular(path, images, split, dataset, val_fraction, store, preset, field, image_template)
 
 
@@ -113,15 +127,20 @@ def parquet(path: FileArg, images: ImagesOpt = None, split: SplitOpt = None, dat
 def synthetic(n: Annotated[int, typer.Option(help="Number of examples (train/val/test = 70/15/15).")] = 600,
               seed: Annotated[int, typer.Option(help="Generator seed.")] = 1,
               variant: Annotated[str, typer.Option(help="easy (3x3 grid, 2 colours asked) or hard (4x4, 3).")] = "easy",
-              cot_fraction: Annotated[float, typer.Option(help="Share of train given a reference CoT (seed set).")] = 0.2,
-              dataset: str = "synthetic", store: StoreOpt = None) -> None:
-    """The embedded visual reasoning task: coloured shapes to count and add."""
+              cot_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of train given a reference "
+                                                                                 "CoT (the seed set), 0-1.")] = 0.2,
+              dataset: NameOpt = "synthetic", store: StoreOpt = None) -> None:
+    """The embedded visual reasoning task: coloured shapes to count and add.
+
+    Example: mstar ingest synthetic --n 600"""
     from mstar_data.errors import MstarError
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
 
     if n < 1:
         raise MstarError(f"--n {n}: expected at least 1")
+    if not 0.0 <= cot_fraction <= 1.0:
+        raise MstarError(f"--cot-fraction {cot_fraction}: expected a number in [0, 1]")
     try:
         items = synthetic_items(n, seed, variant, cot_fraction)
     except ValueError as e:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import signal
 import sys
 
 import typer
@@ -15,10 +17,30 @@ app = typer.Typer(
     name="mstar",
     help="Self-evolving training of vision-language models on a LanceDB + DuckDB store. "
          "Add --debug to any command for tracebacks.",
+    epilog="Start with: mstar demo (the whole recipe on the embedded task, about 5 minutes on a CPU).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"mstar {version('mstar')}")
+        except PackageNotFoundError:
+            typer.echo("mstar (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Self-evolving training of vision-language models on a LanceDB + DuckDB store. Add --debug to any
+    command for tracebacks."""
 store_cmds.register(app)
 app.add_typer(ingest.app, name="ingest")
 sql.register(app)
@@ -36,10 +58,17 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     from mstar_data.errors import MstarError
 
+    _debug_in_help(app)
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         # Typer handles usage errors itself (message + exit 2); our errors and crashes come out here.
-        app(args=args, prog_name="mstar")
+        app(args=args, prog_name="mstar", standalone_mode=True)
         rc = 0
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the job kept what it had finished
+        if debug:
+            raise
+        err_console.print(str(e) or "interrupted", markup=False, highlight=False, soft_wrap=True)
+        rc = 130
     except MstarError as e:
         if debug:
             raise
@@ -52,4 +81,29 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
         rc = 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(rc)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM is handled like Ctrl-C: the running job flushes what it finished and records itself."""
+    raise KeyboardInterrupt
+
+
+def _debug_in_help(typer_app: typer.Typer) -> None:
+    """`--debug` is read before Typer parses (it works anywhere on the line); every command's help shows it."""
+    note = "Add --debug for the traceback of an error."
+    for info in typer_app.registered_commands:
+        doc = inspect.cleandoc(info.help or info.callback.__doc__ or "")
+        if note not in doc:
+            info.help = doc + "\n\n" + note
+    for group in typer_app.registered_groups:
+        _debug_in_help(group.typer_instance)

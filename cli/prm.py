@@ -6,65 +6,99 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.generate import _progress
-from mstar_cli.options import StoreOpt, build_config, console, open_store, summary
+from mstar_cli.generate import STAGES, Backend, _progress
+from mstar_cli.options import (ForceOpt, StoreOpt, build_config, cell, choice, console, open_store, plain_table,
+                               summary, value)
 
 app = typer.Typer(help="Process reward model: Monte-Carlo step labels, training, step scoring, evaluation.",
                   no_args_is_help=True)
 
+Stage = choice("Stage", *STAGES)
+Aggregate = choice("Aggregate", "min", "mean", "last")
+Label = choice("Label", "hard", "soft")
 PrmOpt = Annotated[str, typer.Option("--prm", help="PRM model folder (from `mstar prm train`).")]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id.")]
-AggOpt = Annotated[str, typer.Option(help="Response score from step scores: min, mean or last.")]
+AggOpt = Annotated[Aggregate, typer.Option(help="Response score from step scores: min, mean or last.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Examples per model call.")]
 
 
 @app.command()
 def label(policy: Annotated[str, typer.Option(help="Policy that continues the step prefixes.")], run: RunOpt,
-          m: Annotated[int, typer.Option(help="Continuations per step prefix.")] = 8,
-          temperature: float = 1.0, iteration: int = 0,
-          stage: Annotated[str, typer.Option(help="Stage of the rollouts to label.")] = "explore",
+          continuations: Annotated[int, typer.Option("--continuations", "--m", min=1,
+                                                     help="Continuations per step prefix (M; --m also works).")] = 8,
+          temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature of the continuations.")] = 1.0,
+          iteration: Annotated[int, typer.Option(min=0, help="Iteration of the rollouts to label.")] = 0,
+          stage: Annotated[Stage, typer.Option(help="Stage of the rollouts to label.")] = "explore",
           split: Annotated[Optional[str], typer.Option(help="Only rollouts of queries in this split.")] = None,
-          shard: Annotated[Optional[str], typer.Option(help="Shard i of n of the source rollouts.")] = None,
-          limit: Annotated[Optional[int], typer.Option(help="Only the first M source rollouts.")] = None,
-          seed: int = 0, max_new_tokens: int = 128, batch_size: int = 64,
-          backend: Annotated[str, typer.Option(help="hf or vllm.")] = "hf", store: StoreOpt = None) -> None:
-    """Monte-Carlo step labels: M continuations from every step prefix, stored as stage-mc rollouts (resumable)."""
+          shard: Annotated[Optional[str], typer.Option(help="Shard i of n of the source rollouts, e.g. 0/4.")] = None,
+          limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first M source rollouts.")] = None,
+          seed: SeedOpt = 0,
+          max_new_tokens: Annotated[int, typer.Option(min=1, help="Length cap of a continuation, in tokens.")] = 128,
+          batch_size: BatchOpt = 64,
+          backend: Annotated[Backend, typer.Option(help="hf or vllm (lmdeploy cannot continue a prefix).")] = "hf",
+          store: StoreOpt = None) -> None:
+    """Monte-Carlo step labels: M continuations from every step prefix, stored as stage-mc rollouts (resumable).
+
+    Example: mstar prm label --policy policies/base --run r1 --continuations 8"""
     from mstar_data.errors import MstarError
-    from mstar_data.prm.label import LabelConfig, run_label
     from mstar_data.exec.shards import parse_shard
+    from mstar_data.inputs import check_split
+    from mstar_data.prm.label import LabelConfig, run_label
 
     try:
         shard_t = parse_shard(shard)
     except ValueError as e:
-        raise MstarError(str(e)) from e
-    cfg = build_config(LabelConfig, policy=policy, run=run, m=m, temperature=temperature, iteration=iteration,
-                       stage=stage, split=split, shard=shard_t, limit=limit, seed=seed,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend)
+        raise MstarError(f"--shard: {e}") from e
+    cfg = build_config(LabelConfig, policy=policy, run=run, m=continuations, temperature=temperature,
+                       iteration=iteration, stage=value(stage), split=split, shard=shard_t, limit=limit, seed=seed,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, backend=value(backend))
     s = open_store(store, create=False)
+    check_split(s, split)
     with _progress() as progress:
         r = run_label(s, cfg, progress=progress)
-    summary(f"prm label run={run} iteration={iteration} stage={stage} -> {s.uri}", [
+    summary(f"prm label run={run} iteration={iteration} stage={cfg.stage} -> {s.uri}", [
         ("responses", r.parents), ("step labels written", r.labels_written),
         ("already labelled (skipped)", r.labels_skipped), ("mc rollouts written", r.rollouts_written),
         ("mc rollouts reused", r.rollouts_reused), ("tokens", r.n_tokens), ("seconds", f"{r.wall_s:.1f}")])
+    if r.parents == 0:
+        raise MstarError(f"run '{run}' has no {cfg.stage} rollouts at iteration {iteration} to label: "
+                         f"run `mstar generate --run {run}` first")
 
 
 @app.command()
 def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (the labelled policy).")],
-          run: RunOpt, out: Annotated[str, typer.Option(help="Where the PRM checkpoint goes.")],
-          label: Annotated[str, typer.Option(help="hard (any continuation correct) or soft (fraction).")] = "hard",
-          split: str = "train", lr: float = 5e-4, batch_size: int = 16, grad_accum: int = 1, epochs: float = 3.0,
-          max_steps: Optional[int] = None, warmup_steps: int = 10, save_every: int = 50, seed: int = 0,
-          store: StoreOpt = None) -> None:
-    """Train a PRM ('+'/'-' logits at step tags) on sql/prm_trainset.sql; checkpointed and resumable."""
-    from mstar_data.prm.train import PrmTrainConfig, train_prm
+          run: RunOpt,
+          out: Annotated[str, typer.Option(help="Folder for the PRM checkpoint: new, empty, or a previous "
+                                                "PRM checkpoint (--force to retrain it).")],
+          label: Annotated[Label, typer.Option(help="hard (any continuation correct) or soft (fraction).")] = "hard",
+          split: Annotated[str, typer.Option(help="Queries whose labelled responses are trained on.")] = "train",
+          lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW).")] = 5e-4,
+          batch_size: Annotated[int, typer.Option(min=1, help="Examples per micro-batch.")] = 16,
+          grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
+          epochs: Annotated[float, typer.Option(min=0.0, help="Passes over the training set.")] = 3.0,
+          max_steps: Annotated[Optional[int], typer.Option(min=1, help="Cap on optimizer steps.")] = None,
+          warmup_steps: Annotated[int, typer.Option(min=0, help="Linear learning-rate warm-up steps.")] = 10,
+          save_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 50,
+          seed: SeedOpt = 0, force: ForceOpt = False, store: StoreOpt = None) -> None:
+    """Train a PRM ('+'/'-' logits at step tags) on sql/prm_trainset.sql; checkpointed and resumable.
 
-    cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=out, label=label, split=split, lr=lr,
-                       batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
+    Example: mstar prm train --policy policies/base --run r1 --out policies/prm"""
+    from mstar_data.outputs import check_out_folder, retire_marker
+    from mstar_data.prm.train import PrmTrainConfig, train_prm
+    from mstar_data.train.checkpoint import META
+
+    # Checked before any work; a crashed training resumes from `<out>.steps/` (the folder itself is empty).
+    folder = check_out_folder(out, marker=META, kind="PRM checkpoint", force=force)
+    cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), label=value(label), split=split,
+                       lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
                        warmup_steps=warmup_steps, save_every=save_every, seed=seed)
     s = open_store(store, create=False)
+    if force:
+        retire_marker(folder, META)  # a finished checkpoint would otherwise be taken as already trained
     with _progress() as progress:
         r = train_prm(s, cfg, progress=progress)
-    summary(f"prm train run={run} ({label} labels)", [
+    summary(f"prm train run={run} ({cfg.label} labels)", [
         ("responses", r.n_examples), ("steps", r.steps),
         ("resumed from step", r.resumed_from if r.resumed_from is not None else "-"),
         ("mean loss", f"{r.mean_loss:.4f}" if r.mean_loss is not None else "-"),
@@ -72,14 +106,17 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
 
 
 @app.command()
-def score(prm: PrmOpt, run: RunOpt, iteration: Annotated[Optional[int], typer.Option(help="Only this iteration.")] = None,
-          stage: Annotated[Optional[str], typer.Option(help="Only this stage (default: all but mc).")] = None,
-          aggregate: AggOpt = "min", batch_size: int = 32, store: StoreOpt = None) -> None:
-    """Fill rollouts.step_scores and prm_score (merge_insert on rollout_id; a rerun writes nothing)."""
+def score(prm: PrmOpt, run: RunOpt,
+          iteration: Annotated[Optional[int], typer.Option(min=0, help="Only this iteration.")] = None,
+          stage: Annotated[Optional[Stage], typer.Option(help="Only this stage (default: all but mc).")] = None,
+          aggregate: AggOpt = "min", batch_size: BatchOpt = 32, store: StoreOpt = None) -> None:
+    """Fill rollouts.step_scores and prm_score (merge_insert on rollout_id; a rerun writes nothing).
+
+    Example: mstar prm score --prm policies/prm --run r1"""
     from mstar_data.prm.score import ScoreConfig, run_score
 
-    cfg = build_config(ScoreConfig, prm=prm, run=run, iteration=iteration, stage=stage, aggregate=aggregate,
-                       batch_size=batch_size)
+    cfg = build_config(ScoreConfig, prm=prm, run=run, iteration=iteration, stage=value(stage),
+                       aggregate=value(aggregate), batch_size=batch_size)
     s = open_store(store, create=False)
     with _progress() as progress:
         r = run_score(s, cfg, progress=progress)
@@ -90,15 +127,18 @@ def score(prm: PrmOpt, run: RunOpt, iteration: Annotated[Optional[int], typer.Op
 
 @app.command("eval")
 def evaluate(prm: PrmOpt, run: RunOpt,
-             stage: Annotated[str, typer.Option(help="Stage of the N-samples-per-query rollouts.")] = "eval",
-             iteration: int = 0,
+             stage: Annotated[Stage, typer.Option(help="Stage of the N-samples-per-query rollouts.")] = "eval",
+             iteration: Annotated[int, typer.Option(min=0, help="Iteration of the N-sample rollouts.")] = 0,
              split: Annotated[str, typer.Option(help="Held-out queries for the step AUC.")] = "val",
-             aggregate: AggOpt = "min", seed: int = 0, store: StoreOpt = None) -> None:
-    """Step AUC on held-out labels, and best-of-N / weighted vote / Reward-Pass@2 against majority and random-2."""
+             aggregate: AggOpt = "min", seed: Annotated[int, typer.Option(help="Seed of the random-2 baseline.")] = 0,
+             store: StoreOpt = None) -> None:
+    """Step AUC on held-out labels, and best-of-N / weighted vote / Reward-Pass@2 against majority and random-2.
+
+    Example: mstar prm eval --prm policies/prm --run r1 --stage eval"""
     from mstar_data.prm.evaluate import EvalConfig, run_eval
 
-    cfg = build_config(EvalConfig, prm=prm, run=run, stage=stage, iteration=iteration, split=split,
-                       aggregate=aggregate, seed=seed)
+    cfg = build_config(EvalConfig, prm=prm, run=run, stage=value(stage), iteration=iteration, split=split,
+                       aggregate=value(aggregate), seed=seed)
     s = open_store(store, create=False)
     with _progress() as progress:
         row = run_eval(s, cfg, progress=progress)
@@ -106,22 +146,21 @@ def evaluate(prm: PrmOpt, run: RunOpt,
 
 
 def prm_eval_table(row: dict):
-    from rich.table import Table
-
     def pct(v):
         return "-" if v is None else f"{v:.1%}"
 
-    t = Table(title=f"PRM {row['prm']} on run {row['run_id']} ({row['aggregate']} over steps)",
-              title_justify="left")
+    t = plain_table(f"PRM {row['prm']} on run {row['run_id']} ({row['aggregate']} over steps)")
     for col in ("metric", "value"):
         t.add_column(col)
-    t.add_row("step AUC", "-" if row["step_auc"] is None else f"{row['step_auc']:.3f}")
-    t.add_row("held-out steps (good)", f"{row['n_steps']} ({row['n_good_steps']})")
-    t.add_row("queries x samples", f"{row['n_queries']} x {row['n_samples']}")
-    for key, name in [("best_of_n", "best-of-N"), ("weighted_vote", "PRM-weighted vote"),
-                      ("majority_vote", "majority vote"), ("reward_pass_at_2", "Reward-Pass@2 (PRM top 2)"),
-                      ("random_2", "random 2"), ("pass_at_n", "Pass@N (ceiling)"), ("sample_acc", "sample accuracy")]:
-        t.add_row(name, pct(row[key]))
+    rows = [("step AUC", "-" if row["step_auc"] is None else f"{row['step_auc']:.3f}"),
+            ("held-out steps (good)", f"{row['n_steps']} ({row['n_good_steps']})"),
+            ("queries x samples", f"{row['n_queries']} x {row['n_samples']}")]
+    rows += [(name, pct(row[key])) for key, name in [
+        ("best_of_n", "best-of-N"), ("weighted_vote", "PRM-weighted vote"), ("majority_vote", "majority vote"),
+        ("reward_pass_at_2", "Reward-Pass@2 (PRM top 2)"), ("random_2", "random 2"),
+        ("pass_at_n", "Pass@N (ceiling)"), ("sample_acc", "sample accuracy")]]
+    for name, v in rows:
+        t.add_row(cell(name), cell(v))
     return t
 
 

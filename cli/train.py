@@ -7,32 +7,52 @@ from typing import Annotated, Optional
 import typer
 
 from mstar_cli.generate import _progress
-from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, open_store, summary
+from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, choice, open_store, summary, value
+
+Method = choice("Method", "continuous", "iterative-rft", "rest-em")
 
 
 def train(run: Annotated[str, typer.Option(help="Run id.")],
-          iteration: Annotated[int, typer.Option(help="Iteration whose rollouts the view selects.")],
+          iteration: Annotated[int, typer.Option(min=0, help="Iteration whose rollouts the view selects.")],
           policy_in: Annotated[str, typer.Option(help="Model to start from (continuous: its optimizer too).")],
-          view: Annotated[str, typer.Option(help="Training-set view in sql/.")] = "trainset_top_k",
-          param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="NAME=VALUE for the view.")] = None,
-          method: Annotated[str, typer.Option(help="continuous, iterative-rft or rest-em.")] = "continuous",
+          view: Annotated[str, typer.Option(help="Training-set view in sql/ (see `mstar sql --list`).")] = "trainset_top_k",
+          param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="NAME=VALUE for the view. "
+                                                                                   "Repeatable.")] = None,
+          method: Annotated[Method, typer.Option(help="continuous (one run-long schedule), iterative-rft (fresh "
+                                                      "optimizer each iteration) or rest-em (restart from "
+                                                      "--base-policy).")] = "continuous",
           base_policy: Annotated[Optional[str], typer.Option(help="rest-em restarts from this model.")] = None,
-          lr: float = 1e-3, batch_size: int = 16, grad_accum: int = 1, epochs: float = 1.0,
-          max_steps: Optional[int] = None, total_steps: Optional[int] = None, warmup_steps: int = 10,
-          save_every: int = 50, seed: int = 0,
+          lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW).")] = 1e-3,
+          batch_size: Annotated[int, typer.Option(min=1, help="Examples per micro-batch.")] = 16,
+          grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
+          epochs: Annotated[float, typer.Option(min=0.0, help="Passes over the iteration's training set.")] = 1.0,
+          max_steps: Annotated[Optional[int], typer.Option(min=1, help="Cap on optimizer steps.")] = None,
+          total_steps: Annotated[Optional[int], typer.Option(min=1, help="Schedule horizon (default: this "
+                                                                         "iteration's steps).")] = None,
+          warmup_steps: Annotated[int, typer.Option(min=0, help="Linear learning-rate warm-up steps.")] = 10,
+          save_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 50,
+          seed: Annotated[int, typer.Option(help="Seed of the batch order.")] = 0,
           artifacts: ArtifactsOpt = None, store: StoreOpt = None) -> None:
-    """SFT on a training-set view (prompt tokens masked); checkpointed, and resumable after a crash."""
+    """SFT on a training-set view (prompt tokens masked); checkpointed, and resumable after a crash.
+
+    Example: mstar train --run r1 --iteration 0 --policy-in policies/base"""
     from mstar_data.artifacts import checkpoints_dir
     from mstar_data.errors import MstarError
-    from mstar_data.sql_views import parse_params
-    from mstar_data.train.trainer import TrainConfig, train_iteration
+    from mstar_data.inputs import check_run
     from mstar_data.select.trainset import pin_trainset, trainset_examples
+    from mstar_data.sql_views import load_sql_files, parse_params
+    from mstar_data.train.trainer import TrainConfig, train_iteration
 
+    method = value(method)
+    views = load_sql_files()
+    if view not in views:
+        raise MstarError(f"--view '{view}': no such view in sql/ (views: {', '.join(sorted(views))})")
     cfg = build_config(TrainConfig, method=method, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        epochs=epochs, max_steps=max_steps, total_steps=total_steps, warmup_steps=warmup_steps,
                        save_every=save_every, seed=seed)
     params = parse_params(param)
     s = open_store(store, create=False)
+    check_run(s, run, iteration=iteration)
     version, tag = pin_trainset(s, run, iteration)
     examples = trainset_examples(s, view, run=run, iteration=iteration, version=version, params=params)
     if not examples:

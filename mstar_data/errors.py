@@ -22,3 +22,8 @@ class InputError(MstarError):
 
 class StoreError(MstarError):
     """The store is missing, unreadable, or was asked for something it does not hold."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, after the job kept what it had finished: the message says what was kept. The CLI
+    prints it as one line and exits 130."""

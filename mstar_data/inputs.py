@@ -12,6 +12,47 @@ from mstar_data.store.predicates import all_of, equals
 
 QUERY_COLUMNS = ["query_id", "split", "question", "choices", "answer", "answer_type", "precision", "unit",
                  "image_sha256", "reference_cot"]
+HINT_KEY = "query"  # the meta field with the dataset's own prompt (MathVista), read by the benchmark variant
+
+
+def benchmark_hint(meta: str | None) -> str | None:
+    """The dataset's own instruction for a query (its meta's `query`), if it has one."""
+    import json
+
+    try:
+        hint = json.loads(meta).get(HINT_KEY) if meta else None
+    except (ValueError, AttributeError):
+        return None
+    return hint if isinstance(hint, str) and hint.strip() else None
+
+
+def split_counts(store) -> dict[str, int]:
+    """How many queries each split of the store holds."""
+    splits = store.dataset("queries").to_table(columns=["split"]).column("split")
+    return {r["values"]: r["counts"] for r in pc.value_counts(splits).to_pylist()}
+
+
+def check_split(store, split: str | None, option: str = "--split") -> None:
+    """Refuse a split the store does not hold, naming those it does (a typo would otherwise select nothing)."""
+    if split is None:
+        return
+    counts = split_counts(store)
+    if counts.get(split):
+        return
+    held = ", ".join(f"{k} ({v:,} queries)" for k, v in sorted(counts.items())) or "none: ingest a dataset first"
+    raise MstarError(f"{option} '{split}': the store {store.uri} has no queries in that split (splits: {held})")
+
+
+def check_run(store, run: str, option: str = "--run", iteration: int | None = None) -> None:
+    """Refuse a run (or a run's iteration) with no rollouts in the store, naming the runs it holds."""
+    from mstar_data.store.predicates import run_scope
+
+    if store.count("rollouts", run_scope(run, iteration)):
+        return
+    runs = sorted(set(store.dataset("rollouts").to_table(columns=["run_id"]).column("run_id").to_pylist()))
+    what = f"run '{run}'" if iteration is None else f"run '{run}' iteration {iteration}"
+    shown = ", ".join(runs[:10]) + (", ..." if len(runs) > 10 else "") if runs else "none yet: run `mstar generate`"
+    raise MstarError(f"{option} '{run}': the store {store.uri} has no rollouts of {what} (runs: {shown})")
 
 
 def select_queries(store, *, split: str | None = None, query_ids: list[str] | None = None,
@@ -19,8 +60,10 @@ def select_queries(store, *, split: str | None = None, query_ids: list[str] | No
                    where: str | None = None) -> list[dict]:
     """Queries sorted by id; `limit` takes the first M, then shard i of n takes every n-th from i. `where` is
     a predicate from mstar_data.store.predicates."""
-    table = store.dataset("queries").to_table(columns=QUERY_COLUMNS,
+    table = store.dataset("queries").to_table(columns=QUERY_COLUMNS + ["meta"],
                                               filter=all_of(None if split is None else equals("split", split), where))
+    hints = pa.array([benchmark_hint(m) for m in table.column("meta").to_pylist()], pa.string())
+    table = table.drop_columns(["meta"]).append_column("hint", hints)
     if query_ids is not None:
         table = table.filter(pc.is_in(table.column("query_id"), value_set=pa.array(query_ids, pa.string())))
     table = table.sort_by("query_id")

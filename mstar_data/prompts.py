@@ -6,6 +6,10 @@ Variants (stored in `rollouts.prompt_variant`):
 - `warmup`: the same plus the gold answer, so the base model writes a rationale that reaches it (M-STAR
   warm-up); responses still have to be checked, since a model can ignore the hint.
 - `r1`: the R1-Zero format, <think>...</think><answer>...</answer>.
+- `benchmark`: the dataset's own instruction when it has one (MathVista's `query`: "Hint: Please answer the
+  question requiring a floating-point number with two decimal places ..."), so answers come in the format the
+  benchmark scores; else the question with a format line from its answer type and precision. Either way it
+  ends with the '# Answer' instruction, so steps still split and the answer is still extracted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 COT_INSTRUCTION = ("Solve it step by step. Put a blank line between steps, and end with '# Answer' "
                    "followed by the answer.")
 R1_INSTRUCTION = "Think inside <think></think>, then give the final answer inside <answer></answer>."
-VARIANTS = ("cot", "warmup", "r1")
+VARIANTS = ("cot", "warmup", "r1")  # the tiny model's tokenizer corpus cycles through these: keep them fixed
+BENCHMARK = "benchmark"
+ALL_VARIANTS = VARIANTS + (BENCHMARK,)
 
 
 def _options(question: str, choices: list[str] | None) -> str:
@@ -22,8 +28,24 @@ def _options(question: str, choices: list[str] | None) -> str:
     return "\nChoices:\n" + "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(choices))
 
 
+def answer_format(answer_type: str | None, precision: int | None) -> str:
+    """The answer format a benchmark asks for, from the query's answer type and precision."""
+    if answer_type == "multi_choice":
+        return "Answer with the option's letter."
+    if answer_type == "integer":
+        return "The answer is an integer."
+    if answer_type == "float" and precision is not None:
+        return (f"The answer is a number with {precision} decimal place{'' if precision == 1 else 's'}."
+                if precision else "The answer is an integer.")
+    if answer_type == "list":
+        return "The answer is a Python list."
+    return ""
+
+
 def build_prompt(question: str, choices: list[str] | None = None, *, variant: str = "cot",
-                 answer: str | None = None) -> str:
+                 answer: str | None = None, hint: str | None = None, answer_type: str | None = None,
+                 precision: int | None = None) -> str:
+    """`hint`, `answer_type` and `precision` are read by the benchmark variant only."""
     body = question.strip() + _options(question, choices)
     if variant == "cot":
         return f"{body}\n{COT_INSTRUCTION}"
@@ -33,4 +55,9 @@ def build_prompt(question: str, choices: list[str] | None = None, *, variant: st
         return f"{body}\nThe answer is {answer}. {COT_INSTRUCTION}"
     if variant == "r1":
         return f"{body}\n{R1_INSTRUCTION}"
-    raise ValueError(f"unknown prompt variant '{variant}' (variants: {', '.join(VARIANTS)})")
+    if variant == BENCHMARK:
+        if hint:
+            return f"{hint.strip()}\n{COT_INSTRUCTION}"
+        fmt = answer_format(answer_type, precision)
+        return f"{body}\n{fmt + ' ' if fmt else ''}{COT_INSTRUCTION}"
+    raise ValueError(f"unknown prompt variant '{variant}' (variants: {', '.join(ALL_VARIANTS)})")

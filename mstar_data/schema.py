@@ -135,6 +135,7 @@ JOBS = pa.schema([                            # one row per worker invocation: w
     _f("store_s", pa.float64()),              # time spent writing to the store
     _f("rows_per_s", pa.float64()),
     _f("tokens_per_s", pa.float64()),
+    _f("status", pa.string()),                # finished / interrupted (null: written by an older release)
 ])
 
 TRAIN_LOG = pa.schema([                       # one row per optimizer step

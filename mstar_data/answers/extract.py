@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
-from mstar_data.answers.choices import match_choice, norm_text
+from mstar_data.answers.choices import letter_and_text, match_choice, norm_text, paraphrased_choice
 from mstar_data.answers.numbers import clean_minus
-from mstar_data.answers.prose import bare_option, choice_from_text, fallback_span, list_span
+from mstar_data.answers.prose import bare_option, choice_from_text, fallback_span, list_span, without_option_lists
 from mstar_data.answers.spans import FILLER, REFUSAL, SENTENCE_END, boxed, clean_span
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
@@ -28,11 +28,12 @@ _HEADER = re.compile(r"^[ \t]*#{1,6}[ \t]*(?:final[ \t]+)?answer\b[ \t]*[:：]?[
 _PHRASE = re.compile(
     r"(?:\b(?:the\s+)?(?:final\s+|correct\s+|right\s+|best\s+|most\s+(?:likely|appropriate)\s+)?"
     r"(?:answer|ans)\b(?:\s+(?:to|for)\s+(?:the|this|your|that)\s+(?:question|problem))?"
-    r"|\b(?:correct|right|best|final)\s+(?:option|choice)\b"
+    r"|\b(?:correct|right|best|final)\s+(?:option|choice)(?:\s+letter)?\b|\boption\s+letter\b"
     r"|\b(?:I|we)\s+(?:would\s+|will\s+)?(?:choose|select|pick|go\s+with)\b"
-    r"|答案|(?:故|应|所以|因此)选)"
+    r"|答案|选项|(?:故|应|所以|因此)选)"
     r"\s*(?:(?:is|would\s+be|should\s+be|will\s+be|must\s+be|is\s+therefore|therefore\s+is|is\s+thus|=|为|是)"
-    r"\s*(?:[:：]|-(?=\s))?|[:：]|\s-\s|(?<=choose)|(?<=select)|(?<=pick)|(?<=with)|(?<=选))",
+    r"\s*(?:[:：]|-(?=\s))?|[:：]|\s-\s|(?<=choose)|(?<=select)|(?<=pick)|(?<=with)|(?<=选)"
+    r"|(?<=选项)(?=\s*\(?[A-Z]\)?\s*(?:是|为)?\s*正确))",
     re.I)
 _NOT_ANSWER = re.compile(r"^(?:as\s+follows|below|the\s+following|given\s+by|calculated|determined|found|shown|"
                          r"obtained|explained|based\s+on|in\s+the\s+(?:image|figure)|to\s+\w+)\b", re.I)
@@ -40,6 +41,10 @@ _SPECIAL_TOKENS = re.compile(r"</s>|<s>|<\|(?:im_end|im_start|endoftext|eot_id|e
 _CONDITIONAL = re.compile(r"\b(?:if|unless|otherwise|were\s+to|suppose|assuming)\b", re.I)
 _NEW_TURN = re.compile(r"\n\s*(?:Question|Hint|Human|User|USER|Q|###\s*(?:Instruction|Human|User))\s*:")
 _MAX_SPAN = 200
+_FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "［": "[", "］": "]"})
+# "(C) yes (D) no": a span that names two options commits to neither.
+_TWO_OPTIONS = re.compile(r"\(([A-Z])\)[^()]*?\(((?!\1)[A-Z])\)")
+_LEADING_YES_NO = re.compile(r"^(?:definitely\s+|clearly\s+)?(yes|no)\b(?!\s+(?:one|more|less|other|longer))", re.I)
 
 
 def extract_answer(response: str | None, choices: list[str] | None = None, *,
@@ -53,10 +58,17 @@ def extract_answer(response: str | None, choices: list[str] | None = None, *,
     if not response or not response.strip():
         return None
     text = clean_minus(_own_text(response))
+    if not text.isascii():
+        text = text.translate(_FULLWIDTH)
     choices = list(choices) if choices else None
     span = _explicit_span(text)
     if span is not None:
         return _finalize(span, choices)
+    if choices:
+        # A response that only repeats the options ("(C) yes\n(D) no") commits to none of them.
+        text = without_option_lists(text, choices)
+        if not text.strip():
+            return None
     found = choice_from_text(text, choices) if choices else None
     if found is not None:
         return found
@@ -108,17 +120,19 @@ def _phrase_span(text: str) -> str | None:
     A phrase inside a conditional ("If it asked for the area, the answer would be (B)") gives way to an
     earlier unconditional one.
     """
-    conditional = None
+    conditional = []
     for m in reversed(list(_PHRASE.finditer(text))):
         span = _span_after(text, m.end())
         if span is None:
             continue
         start = max(text.rfind(". ", 0, m.start()), text.rfind("\n", 0, m.start()))
         if _CONDITIONAL.search(text[start + 1:m.start()]):
-            conditional = conditional or span
+            conditional.append(span)
             continue
         return span
-    return conditional
+    if len({norm_text(c) for c in conditional}) > 1:
+        return ""  # "If ..., the answer is (A). If ..., the answer is (B).": a hedge, not an answer
+    return conditional[0] if conditional else None
 
 
 def _span_after(text: str, pos: int) -> str | None:
@@ -135,13 +149,15 @@ def _span_after(text: str, pos: int) -> str | None:
     if inner:
         return inner
     span = span.strip(" .*_\"'")
-    if not span or (_NOT_ANSWER.match(span) and not REFUSAL.search(span)):
+    if not any(ch.isalnum() for ch in span) or (_NOT_ANSWER.match(span) and not REFUSAL.search(span)):
         return None
     return span
 
 
 def _finalize(span: str, choices: list[str] | None) -> str | None:
     s = clean_span(span)
+    if _TWO_OPTIONS.search(s) and not (choices and s in choices):
+        return None
     refused = not s or bool(REFUSAL.search(s)) or s.casefold() in ("none", "n/a", "na", "null", "unknown")
     if choices:
         # A refusal may still name a choice exactly ("(D) None of the above"), but never by resemblance.
@@ -152,6 +168,20 @@ def _finalize(span: str, choices: list[str] | None) -> str | None:
                 idx = hits[0] if len(hits) == 1 else None
         else:
             idx = match_choice(s, choices)
+            if idx is None:
+                idx = _yes_no_choice(s, choices)
+            if idx is None and len(s.split()) >= 3 and letter_and_text(s, len(choices)) is None:
+                idx = paraphrased_choice(s, choices)
         if idx is not None:
             return choices[idx]
     return None if refused else s[:_MAX_SPAN]
+
+
+def _yes_no_choice(span: str, choices: list[str]) -> int | None:
+    """ "no, there are not fewer trucks ...": the leading Yes/No of a span, where Yes/No is a choice."""
+    m = _LEADING_YES_NO.match(span)
+    if not m:
+        return None
+    normed = [norm_text(c) for c in choices]
+    word = m.group(1).lower()
+    return normed.index(word) if word in normed else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mstar_data.answers.choices import letter_of, match_choice, norm_text
+from mstar_data.answers.choices import letter_of, match_choice, norm_text, paraphrased_choice
 from mstar_data.answers.numbers import numbers_in, parse_number, word_numbers_in
 from mstar_data.answers.spans import CODE_BLOCK, MARKDOWN, REFUSAL, clean_span, split_sentences
 
@@ -17,6 +17,18 @@ _CONCLUSIVE = re.compile(r"\b(?:therefore|thus|hence|so|in\s+conclusion|overall|
 _HEDGE = re.compile(r"\b(?:if|would\s+be|incorrect|not|wrong|eliminate|rule\s+out)\b", re.I)
 _BOLD = re.compile(r"\*\*([^*\n]{1,40})\*\*")
 _YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
+# An option as a list line: "(C) yes", "C. yes", "C) yes", "[C] yes"; a line that names two ("(A) 2, (B) 4").
+_OPTION_LINE = re.compile(r"^\W{0,3}(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])[.:)])\s*(.*)$")
+_OPTION_MARK = re.compile(r"(?<![A-Za-z])\(([A-Za-z])\)(?![A-Za-z])")
+_LIST_HEADER = re.compile(r"^\W*(?:choices|options|answer\s+choices)\s*:?\s*$", re.I)
+# Numbers a sentence compares against or sets aside are not its answer: "2 bars smaller than 0",
+# "3 more (7 in all)".
+_REFERENCE = re.compile(r"\b(?:than|than\s+or\s+equal\s+to|over|under|below|above|exceeding)\s*$", re.I)
+_ONE_AS_PRONOUN = re.compile(r"(?:\b(?:the|this|that|each|which|any|every|no|a|another|smallest|largest|"
+                             r"lowest|highest|only|with|[a-z]+est|[a-z]+er)\s+$|[,;]\s*$|^\s*$)", re.I)
+_COPULA_END = re.compile(r"\b(?:is|are|was|were|be)\s+(?:the\s+|a\s+|an\s+)?$")
+_NEGATION_WORD = re.compile(r"\b(?:not|no|never|neither|nor)\b|n't\b", re.I)
+_NONE_LEFT = re.compile(r"\bthere\s+(?:are|is|were|was|will\s+be)\s+(no)\b", re.I)
 _PLEASANTRY = re.compile(r"^\W*(?:i\s+)?(?:hope\s+(?:this|that|it)\s+helps|let\s+me\s+know|feel\s+free|good\s+luck|"
                          r"thanks?\b|thank\s+you|have\s+a\s+(?:nice|great|good)|is\s+there\s+anything|"
                          r"do\s+you\s+have\s+(?:any\s+)?other)", re.I)
@@ -37,7 +49,7 @@ def choice_from_text(text: str, choices: list[str]) -> str | None:
         idx = bare_option(MARKDOWN.sub("", line).strip().rstrip("."), choices)
         if idx is not None:
             return choices[idx]
-    idx = _letter_from_mentions(prose, n)
+    idx = _letter_from_mentions(prose, choices)
     if idx is not None:
         return choices[idx]
     sentences = split_sentences(MARKDOWN.sub("", prose))
@@ -46,12 +58,67 @@ def choice_from_text(text: str, choices: list[str]) -> str | None:
     if m and m.group(1).lower() in normed:
         return choices[normed.index(m.group(1).lower())]
     for sentence in reversed(sentences[-3:]):
-        if len(sentence) > 300 or REFUSAL.search(sentence):
-            continue
+        if len(sentence) > 300 or REFUSAL.search(sentence) or _NEGATION_WORD.search(sentence):
+            continue  # "... is not RFT U13B" names a choice to reject it
         idx = match_choice(sentence, choices, fuzzy=False)
+        if idx is None:
+            idx = _ending_choice(sentence, choices)
         if idx is not None:
             return choices[idx]
-    return None
+    return _paraphrased_in_conclusion(sentences, choices)
+
+
+def _ending_choice(sentence: str, choices: list[str]) -> int | None:
+    """The choice a sentence ends on after "is"/"are"/":" ("... when the loss is 1.80 is RFT U13B.")."""
+    ns = " " + norm_text(sentence)
+    ends = [i for i, c in enumerate(choices) if (nc := norm_text(c)) and ns.endswith(" " + nc)]
+    if not ends:
+        return None
+    best = max(ends, key=lambda i: len(norm_text(choices[i])))
+    head = ns[: len(ns) - len(norm_text(choices[best]))]
+    return best if _COPULA_END.search(head) and not _NEGATION_WORD.search(head) else None
+
+
+def _paraphrased_in_conclusion(sentences: list[str], choices: list[str]) -> str | None:
+    """A choice restated in the first or last sentence ("... the lion population would also decrease"),
+    when those two (and any "therefore" sentence) do not restate different choices."""
+    if any(REFUSAL.search(s) for s in sentences):
+        return None
+    picked = {sentences[0], sentences[-1]} | {s for s in sentences if _CONCLUSIVE.search(s)}
+    found = {paraphrased_choice(s, choices) for s in picked if len(s) <= 300}
+    found.discard(None)
+    return choices[found.pop()] if len(found) == 1 else None
+
+
+def without_option_lists(text: str, choices: list[str]) -> str:
+    """`text` less the option lists it echoes: two or more lines that are only options ("(A) yes\n(B) no"),
+    their "Choices:" header, and lines naming two options with their texts ("(a) 2, (b) 4, or (d) 8")."""
+    lines = text.split("\n")
+    listed = {}
+    for k, line in enumerate(lines):
+        m = _OPTION_LINE.match(line.strip())
+        if m and bare_option(MARKDOWN.sub("", line).strip().rstrip("."), choices) is not None:
+            listed[k] = (m.group(1) or m.group(2) or m.group(3)).upper()
+        elif len({x.upper() for x in _OPTION_MARK.findall(line)}) >= 2 and _names_its_options(line, choices):
+            listed[k] = "*"
+    if len(listed) < 2 and "*" not in listed.values():
+        return text
+    if len(set(listed.values())) < 2 and "*" not in listed.values():
+        return text
+    kept = [ln for k, ln in enumerate(lines) if k not in listed and not _LIST_HEADER.match(ln)]
+    return "\n".join(kept)
+
+
+def _names_its_options(line: str, choices: list[str]) -> bool:
+    """Whether each "(X)" in `line` is followed by option X's own text."""
+    marks = list(_OPTION_MARK.finditer(line))
+    for m, nxt in zip(marks, marks[1:] + [None]):
+        idx = ord(m.group(1).upper()) - 65
+        after = line[m.end():nxt.start() if nxt else len(line)]
+        after = re.sub(r"^\W+|[\s,;.?]*(?:or|and)?[\s,;.?]*$", "", after)
+        if idx >= len(choices) or norm_text(after) != norm_text(choices[idx]):
+            return False
+    return True
 
 
 def bare_option(line: str, choices: list[str]) -> int | None:
@@ -65,7 +132,11 @@ def bare_option(line: str, choices: list[str]) -> int | None:
     return idx if not rest or norm_text(rest) == norm_text(choices[idx]) else None
 
 
-def _letter_from_mentions(text: str, n: int) -> int | None:
+def _follows_text(after: str, choice: str) -> bool:
+    return norm_text(after[:len(choice) + 4]).startswith(norm_text(choice)) if norm_text(choice) else False
+
+
+def _letter_from_mentions(text: str, choices: list[str]) -> int | None:
     """The option letter a response settles on, among "(B)" / "option B" mentions.
 
     One letter mentioned: that one. Several ("It could be A or B ... so it is C"): the last concluding
@@ -73,12 +144,22 @@ def _letter_from_mentions(text: str, n: int) -> int | None:
     one (answer-first styles), else none.
     """
     mentions = [(m.start(), ord((m.group(1) or m.group(2))) - 65) for m in _LETTER_MENTION.finditer(text)]
+    n = len(choices)
     mentions = [(pos, i) for pos, i in mentions if i < n]
     if not mentions:
         return None
     distinct = {i for _, i in mentions}
     if len(distinct) == 1:
-        return distinct.pop()
+        # One letter, but "(C)" is also how a point or side is labelled ("one side (C) and ..."): it counts
+        # in the first or last sentence, a concluding one, or followed by its option's text.
+        sentences = split_sentences(text)
+        idx = distinct.pop()
+        for k, sentence in enumerate(sentences):
+            for m in _LETTER_MENTION.finditer(sentence):
+                if (k in (0, len(sentences) - 1) or _CONCLUSIVE.search(sentence)
+                        or _follows_text(sentence[m.end():], choices[idx])):
+                    return idx
+        return None
     for sentence in reversed(split_sentences(text)):
         found = {ord(m.group(1) or m.group(2)) - 65 for m in _LETTER_MENTION.finditer(sentence)}
         found = {i for i in found if i < n}
@@ -118,17 +199,51 @@ def fallback_span(text: str, *, numeric: bool = False) -> str | None:
     if bold is not None:
         return bold
     for sentence in reversed(sentences):
-        nums = numbers_in(sentence)
+        nums = sorted(numbers_in(sentence) + [(m.start(1), m.end(1), "0") for m in _NONE_LEFT.finditer(sentence)])
         words = word_numbers_in(sentence)
         if nums or words:
             if REFUSAL.search(sentence):
                 return None  # "... is 1.8, which is not in the options": the response gives up
-            final = max(nums + words, key=lambda t: t[0])
+            final = _stated_number(sentence, nums, words)
+            if final is None:
+                return None  # the concluding numbers are all references: no stated answer
             maths = [m for m in _MATH.finditer(sentence) if m.end() >= final[1] and "\\" in m.group(0)]
             if maths:  # "... is $\frac{1}{2}$": the expression, not its last digit
                 return next(g for g in maths[-1].groups() if g is not None)
             return _number_at(sentence, final)
     return None
+
+
+def _stated_number(sentence: str, nums: list, words: list) -> tuple[int, int, str] | None:
+    """The last number a sentence states as its own, or None when every number in it is a reference.
+
+    Skipped: a number compared against ("2 bars smaller than 0" -> 2), one in brackets when there is one
+    outside ("3 more (7 in all)" -> 3), and the right side of a ratio ("3:1" is given whole). Digits win over
+    number words ("26 years, with one person older" -> 26), and "one" as a pronoun ("the smallest one") is no
+    number at all.
+    """
+    def own(t):
+        return not _REFERENCE.search(sentence[:t[0]])
+
+    def outside(t):
+        before = sentence[:t[0]]
+        return before.count("(") <= before.count(")")
+
+    words = [t for t in words if t[2].lower() != "one" or not _ONE_AS_PRONOUN.search(sentence[:t[0]])]
+    found = [t for t in nums if own(t)] or [t for t in words if own(t)]
+    found = [t for t in found if outside(t)] or found
+    colon = re.search(r"(?<!\d)\s*:\s+", sentence)
+    if colon:  # "there are 2 objects left: 1 cube and 1 sphere": the count, not its parts
+        before = [t for t in found if t[0] < colon.start()]
+        if before and len([t for t in found if t[0] > colon.start()]) >= 2:
+            found = before
+    if not found:
+        return None
+    start, end, token = found[-1]
+    ratio = re.search(r"(\d+(?:\.\d+)?)\s*:\s*$", sentence[:start])
+    if ratio:
+        return ratio.start(1), end, sentence[ratio.start(1):end]
+    return found[-1]
 
 
 def _bold_number(text: str) -> str | None:

@@ -9,17 +9,19 @@ BOXED_BARE = re.compile(r"\\boxed\s+([^\s$]+)")
 # A sentence ends at a newline, a full stop that is neither a decimal point nor "B." (an option letter), a
 # semicolon, or a clause that gives a reason ("5, because ...").
 SENTENCE_END = re.compile(r"\n|(?<!\b[A-Za-z])\.(?=\s|$)|;\s|,\s+(?:because|since|as|which|so|but|where|given)\b"
-                          r"|\s+(?:because|since)\s")
+                          r"|\s+(?:because|since)\s|。|，(?!\d)")
 FILLER = re.compile(r"^(?:[:：]\s*|[-–]\s+|therefore\b[,]?\s*|thus\b[,]?\s*|then\b\s*|clearly\b\s*|simply\b\s*|"
                     r"actually\b\s*|indeed\b\s*|that\s+(?=[\d(]))+", re.I)
 REFUSAL = re.compile(
     r"\b(?:n/?a|cannot|can\s*not|can't|unable|impossible|not\s+(?:possible|able|enough|clear|sure|determinable|"
     r"visible|provided|given|specified|known|answerable|determined)|insufficient|undetermined|indeterminate|"
     r"unknown|unclear|i'?m\s+sorry|sorry|no\s+(?:answer|information|data|image|solution)|"
-    r"(?:does|do)\s+not\s+(?:provide|show|contain|have\s+enough)|none|"
+    r"(?:does|do)\s+not\s+(?:provide|show|contain|have\s+enough\s+(?:information|data|context|detail))|none|"
+    r"(?:would\s+)?need\s+more\s+(?:information|context|data|details?)|"
     r"not\s+(?:in|among|one\s+of)\s+the\s+(?:options|choices|given)|"
     r"mistake\s+in\s+the\s+(?:problem|question|options))\b",
     re.I)
+_ZH_VERDICT = re.compile(r"\s*(?:是|为)\s*(?:正确|对)的?(?:答案|选项)?\s*$")
 MARKDOWN = re.compile(r"\*\*|__|`+")
 TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|operatorname)\s*\{([^{}]*)\}")
 CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.S)
@@ -65,7 +67,8 @@ def clean_span(span: str) -> str:
             if rhs:
                 s = rhs
             break
-    return s.strip().strip(".,;!:").strip().strip("\"'“”").strip()
+    s = _ZH_VERDICT.sub("", s)  # "B是正确答案": the letter, without "is the right answer"
+    return s.strip().strip(".,;!:。，").strip().strip("\"'“”").strip()
 
 
 def split_sentences(text: str) -> list[str]:

@@ -11,6 +11,8 @@ def synthetic_items(n: int, seed: int, variant: str, cot_fraction: float) -> lis
     """Items for all three splits. Reference CoT goes on the first `cot_fraction` of train (the seed set)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant '{variant}' (variants: {', '.join(VARIANTS)})")
+    if not 0.0 <= cot_fraction <= 1.0:
+        raise ValueError(f"cot_fraction {cot_fraction}: expected a number in [0, 1]")
     out: list[Item] = []
     n_train = sum(split_of(i, n) == "train" for i in range(n))
     n_cot = round(n_train * cot_fraction)

@@ -24,7 +24,8 @@ from typing import Callable
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import select_queries
-from mstar_data.loop.recipe import Recipe, recipe_diff, recipe_json
+from mstar_data.loop.recipe import Recipe
+from mstar_data.loop.runs import record_run
 from mstar_data.sampling.generate import GenerateConfig, run_generate
 from mstar_data.sql_views import run_read_only
 from mstar_data.store.predicates import equals, literal, queries_where
@@ -213,19 +214,7 @@ class Evolve:
         return row
 
     def record_run(self) -> None:
-        """The resolved recipe goes in `runs` once; a rerun with a different one is refused before any work."""
-        stored = self.store.dataset("runs").to_table(filter=equals("run_id", self.run)).to_pylist()
-        if stored:
-            diff = recipe_diff(stored[0]["recipe"], self.r)
-            if diff:
-                raise MstarError(f"run '{self.run}' was recorded with a different recipe (differs in "
-                                 f"{', '.join(diff)}): use another run id (--run-id) or the recorded settings "
-                                 f"(mstar sql \"select recipe from runs where run_id = '{self.run}'\")")
-            return
-        self.store.append("runs", [{"run_id": self.run, "recipe": recipe_json(self.r),
-                                    "created_at": datetime.now(timezone.utc),
-                                    "versions": json.dumps({i.name: i.version for i in self.store.info()})}],
-                          conflict_column="recipe", source=f"run {self.run}")
+        record_run(self.store, self.r)
 
     # -- the recipe -------------------------------------------------------------------------------
     def run_all(self) -> EvolveResult:

@@ -25,6 +25,8 @@ class Section(BaseModel):
 
 
 class RunSection(Section):
+    method: Literal["mstar"] = Field("mstar", description="mstar: the self-evolving loop (with its baselines, by "
+                                     "train.method); grpo: online RL (loop/grpo_recipe.py).")
     id: str = Field("mstar", description="Run id: tags every rollout, checkpoint and iterations row.")
     seed: int = Field(0, description="Base seed for sampling, selection and training.")
     base_policy: str = Field(description="Starting model folder (after warm-up).")
@@ -115,6 +117,23 @@ def parse_set(item: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def recipe_model(tree: dict):
+    """The recipe class a TOML tree is validated against: `run.method` picks it."""
+    if isinstance(tree.get("run"), dict) and tree["run"].get("method") == "grpo":
+        from mstar_data.loop.grpo_recipe import GrpoRecipe
+
+        return GrpoRecipe
+    return Recipe
+
+
+def smoke_overrides(model) -> list[str]:
+    if model is Recipe:
+        return SMOKE
+    from mstar_data.loop.grpo_recipe import GRPO_SMOKE
+
+    return GRPO_SMOKE
+
+
 def recipe_json(recipe: Recipe) -> str:
     """The resolved recipe as canonical JSON (what `runs.recipe` holds and `--print-config` prints)."""
     return json.dumps(recipe.model_dump(mode="json"), indent=1, sort_keys=True)
@@ -136,7 +155,8 @@ def recipe_diff(stored: str, recipe: Recipe) -> list[str]:
     try:
         old = json.loads(stored)
     except json.JSONDecodeError:
-        old = Recipe.model_validate(tomllib.loads(stored)).model_dump(mode="json")
+        tree = tomllib.loads(stored)
+        old = recipe_model(tree).model_validate(tree).model_dump(mode="json")
     new = recipe.model_dump(mode="json")
     a, b = _flat(old), _flat(new)
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
@@ -148,7 +168,8 @@ def resolve_recipe(path: str | Path, overrides: list[str] | None = None, *, smok
     A smoke run gets its own id (`<id>-smoke`) unless the id is set explicitly, so it never shares iterations
     with the full run."""
     overrides = list(overrides or [])
-    recipe, _ = load_recipe(path, (SMOKE if smoke else []) + overrides)
+    smoke_set = smoke_overrides(recipe_model(_read_tree(path)[0])) if smoke else []
+    recipe, _ = load_recipe(path, smoke_set + overrides)
     explicit_id = run_id is not None or any(parse_set(o)[0] == "run.id" for o in overrides)
     if run_id is not None:
         recipe = recipe.model_copy(update={"run": recipe.run.model_copy(update={"id": run_id})})
@@ -157,8 +178,7 @@ def resolve_recipe(path: str | Path, overrides: list[str] | None = None, *, smok
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, str]:
-    """The validated recipe and the TOML text it came from (stored with the run)."""
+def _read_tree(path: str | Path) -> tuple[dict, str, Path]:
     path = Path(path)
     if not path.is_file():
         from mstar_data.resources import recipes_dir
@@ -169,13 +189,18 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[R
         path = packaged
     text = path.read_text()
     try:
-        tree = tomllib.loads(text)
+        return tomllib.loads(text), text, path
     except tomllib.TOMLDecodeError as e:
         raise MstarError(f"{path}: not valid TOML ({e})") from e
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, str]:
+    """The validated recipe (a Recipe, or a GrpoRecipe for `run.method = "grpo"`) and the TOML text."""
+    tree, text, path = _read_tree(path)
     for item in overrides or []:
         _set(tree, *parse_set(item))
     try:
-        return Recipe.model_validate(tree), text
+        return recipe_model(tree).model_validate(tree), text
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(map(str, err["loc"]))

@@ -14,23 +14,29 @@ and to count through the language model at once is too slow on a CPU.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import images_by_sha, select_queries
+from mstar_data.outputs import check_out_folder, publish_folder, staging_folder
 from mstar_data.progress import report
 from mstar_data.prompts import build_prompt
 from mstar_data.store.predicates import queries_where
 
 
+MARKER = "mstar_policy.json"
+
+
 class BootstrapConfig(BaseModel):
-    out: str = Field(description="Folder to write the Hugging Face model to.")
-    size: str = Field("tiny", description="tiny (~1.2M parameters) or small (~4M).")
+    out: str = Field(description="Folder to write the Hugging Face model to (new, empty, or a previous "
+                                 "bootstrap-policy output with --force).")
+    force: bool = Field(False, description="Replace a previous bootstrap-policy output in --out.")
+    size: Literal["tiny", "small"] = Field("tiny", description="tiny (~1.2M parameters) or small (~4M).")
     target_acc: float = Field(0.3, ge=0.0, le=1.0, description="Stop once held-out greedy accuracy reaches this ...")
     above_constant: float = Field(0.05, ge=0.0, description="... and beats the best constant answer by this much "
                                   "(a policy that always answers the commonest number is no policy).")
@@ -88,6 +94,8 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
 
     from mstar_data.models.threads import configure_threads
 
+    # Checked before any work: a refused --out must not cost a whole training run.
+    out = check_out_folder(cfg.out, marker=MARKER, kind="bootstrap-policy output", force=cfg.force)
     configure_threads()
     t0 = time.perf_counter()
     train = select_queries(store, split="train", where=queries_where(with_reference_cot=True))
@@ -97,9 +105,7 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
     if not held:
         raise MstarError(f"no '{cfg.eval_split}' queries in the store to measure accuracy on")
     images = images_by_sha(store, {q["image_sha256"] for q in train + held})
-    out = Path(cfg.out)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(out)
     model, processor = build_tiny_policy(staging, size=cfg.size, seed=cfg.seed)
     if cfg.vision_steps:
         pretrain_vision(model, processor, steps=cfg.vision_steps, seed=cfg.seed)
@@ -140,12 +146,11 @@ def run_bootstrap(store, cfg: BootstrapConfig, progress=None) -> BootstrapResult
     model.eval()
     model.save_pretrained(staging)
     result.seconds = time.perf_counter() - t0
-    # The metadata file is written last, then the folder is moved into place: a half-written policy is
+    # The metadata file is written last, then the model is moved into place: a half-written policy is
     # never mistaken for a finished one.
-    (staging / "mstar_policy.json").write_text(json.dumps({
+    (staging / MARKER).write_text(json.dumps({
         "kind": "bootstrap", "size": cfg.size, "steps": result.steps, "accuracy": result.accuracy,
         "eval_split": cfg.eval_split, "n_eval": result.n_eval, "n_train": result.n_train,
         "reached_target": result.reached_target, "constant_answer_acc": constant, "history": result.history, "config": cfg.model_dump()}, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    publish_folder(staging, out, MARKER)
     return result

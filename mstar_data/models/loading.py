@@ -37,6 +37,16 @@ class Policy:
         return sorted(set(ids))
 
 
+# Parameter-name parts of the vision encoders of the families we load (Qwen2-VL `visual`, LLaVA
+# `vision_tower`, Idefics3 / SmolVLM `vision_model`, InternVL `vision_tower` / `vision_model`).
+_VISION_PARTS = ("visual.", "vision_tower.", "vision_model.", "vision_encoder.", "image_encoder.")
+
+
+def vision_parameters(model) -> list:
+    """The vision encoder's parameters (what `freeze_vision` freezes); empty for a text-only model."""
+    return [p for name, p in model.named_parameters() if any(part in name for part in _VISION_PARTS)]
+
+
 def default_device() -> str:
     import torch
 

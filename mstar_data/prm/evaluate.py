@@ -16,7 +16,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mstar_data.errors import MstarError
 from mstar_data.prm.score import ScoreConfig, run_score
+from mstar_data.store.predicates import run_scope
 from mstar_data.sql_views import run_view
 
 
@@ -34,6 +36,10 @@ class EvalConfig(BaseModel):
 
 
 def run_eval(store, cfg: EvalConfig, prm=None, progress=None) -> dict:
+    if not store.count("rollouts", run_scope(cfg.run, cfg.iteration, cfg.stage)):
+        raise MstarError(f"run '{cfg.run}' has no {cfg.stage} rollouts at iteration {cfg.iteration} to evaluate: "
+                         f"sample N per held-out query first (`mstar generate --run {cfg.run} --stage {cfg.stage} "
+                         f"--split {cfg.split} --n 8`)")
     run_score(store, ScoreConfig(prm=cfg.prm, run=cfg.run, iteration=cfg.iteration, stage=cfg.stage,
                                  aggregate=cfg.aggregate, batch_size=cfg.batch_size), prm=prm, progress=progress)
     from mstar_data.prm.model import prm_tag

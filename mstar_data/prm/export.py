@@ -4,13 +4,14 @@ One Parquet file with `prompt` (the user text), `completions` (the response's st
 step) and `images` (a list with the query's image, as Hugging Face `Image` structs {bytes, path}). The schema
 metadata carries the `datasets` features, so `load_dataset("parquet", data_files=...)` decodes the images.
 A dataset card (README.md) gives the rows, the provenance (store, run, Lance table versions) and the
-labelling settings. Written into a temporary folder and renamed into place: no half-written export.
+labelling settings, and `mstar_export.json` marks the folder as an export (mstar_data/outputs.py: `--out` into
+a folder that is not one is refused, and `--force` replaces only a previous export's own files). Written into
+a staging folder and moved into place with the marker last: no half-written export.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import query_inputs
+from mstar_data.outputs import check_out_folder, publish_folder, staging_folder
 from mstar_data.sql_views import run_view
 from mstar_data.store.predicates import jobs_of
 
@@ -34,6 +36,7 @@ FEATURES = {"prompt": {"dtype": "string", "_type": "Value"},
             "rollout_id": {"dtype": "string", "_type": "Value"},
             "query_id": {"dtype": "string", "_type": "Value"}}
 DATA_FILE = "data/train-00000-of-00001.parquet"
+MARKER = "mstar_export.json"
 
 
 @dataclass
@@ -57,10 +60,12 @@ def labelling_settings(store, run: str) -> list[dict]:
 
 
 def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", label: str = "hard",
-                   threshold: float = 0.5) -> ExportResult:
+                   threshold: float = 0.5, force: bool = False) -> ExportResult:
     if label not in ("hard", "soft"):
         raise MstarError(f"--label '{label}': expected hard or soft")
-    out = Path(out)
+    if not 0.0 <= threshold <= 1.0:
+        raise MstarError(f"--threshold {threshold}: expected a number in [0, 1]")
+    out = check_out_folder(out, marker=MARKER, kind="prm export", force=force)
     versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
     rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split).to_pylist()
     if not rows:
@@ -76,15 +81,14 @@ def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", la
         "query_id": [r["query_id"] for r in rows],
     }, schema=SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": FEATURES}})}))
     result = ExportResult(str(out), table.num_rows, sum(len(x) for x in labels), sum(sum(x) for x in labels))
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = staging_folder(out)
     (partial / DATA_FILE).parent.mkdir(parents=True)
     pq.write_table(table, partial / DATA_FILE)
     (partial / "README.md").write_text(dataset_card(store, result, run=run, split=split, label=label,
                                                     threshold=threshold, versions=versions))
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    (partial / MARKER).write_text(json.dumps({"kind": "prm-export", "format": "trl", "run": run, "split": split,
+                                              "label": label, "rows": result.rows, "versions": versions}))
+    publish_folder(partial, out, MARKER)
     return result
 
 

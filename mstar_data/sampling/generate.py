@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
+from mstar_data.errors import Interrupted
 from mstar_data.exec.jobs import record_job
 from mstar_data.exec.local import SampleStats
-from mstar_data.inputs import select_queries
+from mstar_data.inputs import check_split, select_queries
 from mstar_data.keys import rollout_id, sample_seed
 from mstar_data.sampling.rollouts import Plan, Planned, RolloutContext
 from mstar_data.store.predicates import run_scope
@@ -87,15 +88,33 @@ def run_generate(store, cfg: GenerateConfig, engine=None, progress=None, executo
 
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc)
+    if cfg.query_ids is None:  # the loop names its queries; a person names a split, which may be mistyped
+        check_split(store, cfg.split)
     plan = plan_generate(store, cfg)
     executor = executor or LocalExecutor(store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows,
                                          flush_seconds=cfg.flush_seconds, progress=progress)
-    stats = executor.sample(plan, engine or (lambda: load_engine(cfg.backend, cfg.policy)),
-                            task=f"generate {cfg.stage} it{cfg.iteration}")
+    stored_before = store.count("rollouts", plan.scope) if plan.todo else 0
+    try:
+        stats = executor.sample(plan, engine or (lambda: load_engine(cfg.backend, cfg.policy)),
+                                task=f"generate {cfg.stage} it{cfg.iteration}")
+    except KeyboardInterrupt as e:
+        # The executor flushed what was finished before this reached us; the jobs row says the job stopped
+        # short, and the rerun plans only what is missing.
+        result = GenerateResult(requested=plan.requested, skipped=plan.skipped, job_id=uuid.uuid4().hex,
+                                written=store.count("rollouts", plan.scope) - stored_before,
+                                wall_s=time.perf_counter() - t_start)
+        _record(store, cfg, result, started_at, status="interrupted")
+        raise Interrupted(f"generate interrupted: {result.written} of {len(plan.todo)} rollouts stored, job "
+                          f"{result.job_id} recorded as interrupted; rerun the same command to continue") from e
     result = GenerateResult(**asdict(stats), job_id=uuid.uuid4().hex)
     result.wall_s = time.perf_counter() - t_start
+    _record(store, cfg, result, started_at)
+    return result
+
+
+def _record(store, cfg: GenerateConfig, result: GenerateResult, started_at: datetime,
+            status: str = "finished") -> None:
     record_job(store, job_id=result.job_id, kind="generate", cfg=cfg, started_at=started_at, run=cfg.run,
                iteration=cfg.iteration, stage=cfg.stage, shard=cfg.shard, requested=result.requested,
                skipped=result.skipped, written=result.written, n_tokens=result.n_tokens, wall_s=result.wall_s,
-               work_s=result.gen_s, store_s=result.store_s, exclude={"query_ids"})
-    return result
+               work_s=result.gen_s, store_s=result.store_s, exclude={"query_ids"}, status=status)

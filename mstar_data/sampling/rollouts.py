@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable, Optional
 
 from mstar_data.answers import judge, mstar_format_ok, r1_format_ok
 from mstar_data.prompts import build_prompt
@@ -32,6 +33,8 @@ class RolloutContext:
     temperature: float
     max_new_tokens: int
     prompt_variant: str = "cot"
+    # More columns from the finished row and its query (GRPO: the rewards and their total).
+    score: Optional[Callable[[dict, dict], dict]] = None
 
 
 @dataclass
@@ -76,7 +79,7 @@ def row(p: Planned, ctx: RolloutContext, c: Completion, policy_tag: str) -> dict
     text = p.prefix + c.text
     verdict = judge(text, q["answer"], answer_type=q["answer_type"], choices=q["choices"], precision=q["precision"],
                     unit=q["unit"])
-    return {
+    out = {
         "rollout_id": p.rollout_id, "run_id": ctx.run, "iteration": ctx.iteration, "stage": ctx.stage,
         "query_id": q["query_id"], "sample_idx": p.sample_idx, "temperature": ctx.temperature, "seed": p.seed,
         "policy": policy_tag, "prompt_variant": ctx.prompt_variant, "response": text, "steps": split_steps(text),
@@ -87,3 +90,6 @@ def row(p: Planned, ctx: RolloutContext, c: Completion, policy_tag: str) -> dict
         "prefix_steps": p.prefix_steps, "token_ids": list(c.token_ids) or None,
         "token_logprobs": list(c.token_logprobs) or None, "created_at": datetime.now(timezone.utc),
     }
+    if ctx.score is not None:
+        out.update(ctx.score(out, q))
+    return out

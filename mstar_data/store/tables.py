@@ -58,6 +58,22 @@ def storage_options(uri: str, env: dict[str, str] | None = None) -> dict[str, st
     return opts
 
 
+def _check_local_folder(uri: str, create: bool) -> None:
+    """A local store is a new or empty folder, or one that holds tables (*.lance): never a folder of other
+    files, which `init` would fill with tables beside the user's own."""
+    path = Path(uri.removeprefix("file://"))
+    if not create and not path.exists():
+        raise StoreError(f"no store at {uri}: run `mstar init --store {uri}` or ingest data first")
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"--store {uri}: is a file, not a folder; give a new or empty folder, or an existing store")
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        if entries and not any(name.endswith(".lance") for name in entries):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise StoreError(f"--store {uri}: folder holds files that are not a store ({shown}); give a new or "
+                             f"empty folder, or an existing store")
+
+
 @dataclass
 class TableInfo:
     name: str
@@ -78,8 +94,8 @@ class Store:
         import lancedb
 
         self.uri = resolve_uri(uri)
-        if not is_remote(self.uri) and not create and not Path(self.uri).exists():
-            raise StoreError(f"no store at {self.uri}: run `mstar init --store {self.uri}` or ingest data first")
+        if not is_remote(self.uri):
+            _check_local_folder(self.uri, create)
         self.storage_options = storage_options(self.uri)
         self.db = lancedb.connect(self.uri, storage_options=self.storage_options or None)
         self.created = self.init() if create else []

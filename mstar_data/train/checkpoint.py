@@ -2,16 +2,15 @@
 `<run>/it-0003.steps/step-000050/` every `save_every` steps while it trains.
 
 A checkpoint is a Hugging Face model folder (safetensors + processor) plus `trainer/`: optimizer and
-scheduler state, RNG states and the step. It is written into a `.partial` folder, the metadata file
-`checkpoint.json` goes in last, and then the folder is renamed into place: a folder without checkpoint.json
-is never read as finished. Optimizer state is loaded with `weights_only=True` (no arbitrary unpickling).
+scheduler state, RNG states and the step. It is written into a staging folder and moved into place with the
+metadata file `checkpoint.json` last (mstar_data/outputs.py): a folder without checkpoint.json is never read
+as finished, and replacing a checkpoint removes only the entries it made, never a file someone put beside. Optimizer state is loaded with `weights_only=True` (no arbitrary unpickling).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 
 META = "checkpoint.json"
@@ -39,8 +38,11 @@ def latest_step(final: Path) -> Path | None:
 def save(path: Path, model, processor, optimizer, scheduler, meta: dict) -> Path:
     import torch
 
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    from mstar_data.outputs import check_out_folder, publish_folder, staging_folder
+
+    # A checkpoint is written only where there is nothing, or an earlier checkpoint (a retrained iteration).
+    path = check_out_folder(path, marker=META, kind="checkpoint", reuse=True)
+    partial = staging_folder(path)
     model.save_pretrained(partial)
     processor.save_pretrained(partial)
     state = partial / "trainer"
@@ -52,9 +54,7 @@ def save(path: Path, model, processor, optimizer, scheduler, meta: dict) -> Path
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(rng, state / "rng.pt")
     (partial / META).write_text(json.dumps(meta, indent=1, default=str))
-    shutil.rmtree(path, ignore_errors=True)
-    partial.rename(path)
-    return path
+    return publish_folder(partial, path, META)
 
 
 def load_trainer_state(path: Path, optimizer, scheduler) -> dict:

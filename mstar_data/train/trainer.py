@@ -90,10 +90,11 @@ class Trainer:
         return self.rank == 0
 
     def setup(self, source, cfg: TrainConfig, *, horizon: int | None, state_from: Path | None = None,
-              device: str | None = None, seed: int | None = None) -> dict:
+              device: str | None = None, seed: int | None = None, freeze_vision: bool = False) -> dict:
         """Load `source` (a model folder, or an already loaded Policy), build AdamW and an LR schedule over
         `horizon` steps (None: constant after warm-up), and restore the optimizer, scheduler, RNG and step of
-        the checkpoint `state_from`. Returns that checkpoint's metadata ({} for a fresh start)."""
+        the checkpoint `state_from`. `freeze_vision`: the vision tower gets no gradient and no optimizer
+        state, so its weights stay bit-identical. Returns that checkpoint's metadata ({} for a fresh start)."""
         import torch
 
         if isinstance(source, (str, Path)):
@@ -103,7 +104,13 @@ class Trainer:
         self.policy, self.model, self.cfg, self.horizon = source, source.model, cfg, horizon
         if seed is not None:
             torch.manual_seed(seed)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if freeze_vision:
+            from mstar_data.models.loading import vision_parameters
+
+            for p in vision_parameters(self.model):
+                p.requires_grad_(False)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, horizon))
         meta: dict = {}
         if state_from is not None:
@@ -126,13 +133,16 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.train()
         loss_sum, n_tok = 0.0, 0
+        # A loss normalised by counts of the whole global batch (GRPO) is already a share of the step's loss:
+        # its micro-batch and rank parts add up (we undo the rank average); others are means to average.
+        global_norm = getattr(self.loss, "global_norm", False)
         for micro in micro_batches:
             mine = rank_slice(micro, self.rank, self.world)
             if not mine:
                 continue
             with self._autocast():
                 loss, tokens = self.loss(self.policy, mine, self.cache)
-                loss = loss / len(micro_batches)
+                loss = loss * self.world if global_norm else loss / len(micro_batches)
             loss.backward()
             loss_sum += loss.item()
             n_tok += tokens
@@ -144,7 +154,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
-        return {"step": self.global_step, "loss": loss_sum / self.world, "lr": lr, "n_tokens": int(n_tok),
+        loss_value = loss_sum / self.world
+        return {"step": self.global_step, "loss": loss_value, "lr": lr, "n_tokens": int(n_tok),
                 "seconds": time.perf_counter() - t0}
 
     def append_log(self, store, rows: list[dict]) -> None:

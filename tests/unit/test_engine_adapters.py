@@ -119,3 +119,33 @@ def test_parse_shard():
     for bad in ("4/4", "x/2", "1", "-1/2", "0/0"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_vllm_engine_takes_new_weights_in_place_and_releases(monkeypatch, tiny_policy_dir):
+    """Online RL pushes the trainer's weights into the engine through the driver worker's model.load_weights
+    (the colocated path), then drops cached prefixes computed with the old weights."""
+    import torch
+
+    got = {}
+
+    class Model:
+        def load_weights(self, weights):
+            got["weights"] = [(n, t.clone()) for n, t in weights]
+
+    class LLM:
+        def __init__(self, model, **kw):
+            runner = types.SimpleNamespace(model=Model())
+            self.llm_engine = types.SimpleNamespace(model_executor=types.SimpleNamespace(
+                driver_worker=types.SimpleNamespace(model_runner=runner)))
+
+        def reset_prefix_cache(self):
+            got["reset"] = True
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=object))
+    engine = load_engine("vllm", tiny_policy_dir)
+    params = [("model.layers.0.w", torch.nn.Parameter(torch.ones(2))), ("lm_head.weight", torch.nn.Parameter(torch.zeros(3)))]
+    engine.update_weights(iter(params))
+    assert [n for n, _ in got["weights"]] == ["model.layers.0.w", "lm_head.weight"] and got["reset"]
+    assert not any(t.requires_grad for _, t in got["weights"])  # plain tensors, not parameters with grad
+    engine.release()
+    assert engine.llm is None

@@ -53,6 +53,15 @@ class VLLMEngine:
             completions.append(Completion(o.text, len(ids), "stop" if o.finish_reason == "stop" else "length", lps, ids))
         return completions
 
+    def update_weights(self, named_parameters) -> None:
+        """Load the trainer's new weights into the engine in place (online RL). This is the colocated path TRL
+        uses: the model inside vLLM's driver worker takes (name, tensor) pairs through its own
+        `load_weights`, which maps Hugging Face names onto vLLM's fused layers."""
+        model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        model.load_weights(weights=((name, p.data) for name, p in named_parameters))
+        if hasattr(self.llm, "reset_prefix_cache"):  # cached prompt KV was computed with the old weights
+            self.llm.reset_prefix_cache()
+
     def release(self) -> None:
         # vLLM frees its KV cache and weights when the LLM object goes; its worker processes end with it.
         self.llm = None
