@@ -8,8 +8,8 @@ field named with --by), with the confusion counts: `ours+ off-` is a response we
 pipeline wrong, `ours- off+` the reverse. Writes to --out (default: a new temporary folder outside the repo):
 
   disagreements.jsonl   one line per disagreement: id, the kind of disagreement, our extracted answer, the
-                        gold answer, choices, the response; ordered by a seeded shuffle, so reading the first N
-                        is a random sample of N
+                        gold answer, choices, the response; ordered by a seeded hash of the id, so reading the
+                        first N is a random sample of N
   disagreements.md      the same, laid out for reading by eye
   summary.json          the figures printed
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import hashlib
 import sys
 import tempfile
 from collections import defaultdict
@@ -107,7 +107,9 @@ def main() -> None:
     tables, disagreements = measure(args.file, args.by)
     if not tables:
         sys.exit(f"{args.file}: no records with an official verdict (true_false)")
-    random.Random(args.seed).shuffle(disagreements)
+    # A seeded hash of the id orders them: the first N are a random sample, and a record keeps its place when
+    # a judge change removes others, so a hand-check done on one run still applies to the next.
+    disagreements.sort(key=lambda d: hashlib.sha1(f"{args.seed}:{d['id']}".encode()).hexdigest())
     out = args.out or Path(tempfile.mkdtemp(prefix="judge-agreement-"))
     summary = {group: {key: a.as_dict() for key, a in sorted(t.items())} for group, t in tables.items()}
     write_out(out, summary, disagreements)

@@ -123,6 +123,6 @@ def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evolve")(evolve)
-    app.command("dynamics")(dynamics)
-    app.command("demo")(demo)
+    app.command("evolve", epilog="Example: mstar evolve --recipe mstar.toml --smoke")(evolve)
+    app.command("dynamics", epilog="Example: mstar dynamics --run demo --plot dynamics.png")(dynamics)
+    app.command("demo", epilog="Example: mstar demo --store demo-store")(demo)

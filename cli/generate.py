@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.options import ForceOpt, StoreOpt, build_config, choice, open_store, summary, value
+from mstar_cli.options import ForceOpt, StoreOpt, build_config, choice, open_store, say, shell_command, summary, value
 
 # Kept here rather than imported so that `mstar --help` does not load the library; tests check they match.
 STAGES = ("warmup", "explore", "val", "temp-sweep", "eval", "mc")
@@ -57,7 +57,8 @@ def _generate(store, **opts):
         ("rollouts/s", f"{(r.requested - r.skipped) / r.wall_s:.1f}" if r.wall_s else "n/a"),
         ("tokens/s", f"{r.n_tokens / r.wall_s:.0f}" if r.wall_s else "n/a"),
         ("store write share", f"{r.store_s / r.wall_s:.1%}" if r.wall_s else "n/a"),
-        ("job", r.job_id), ("read them with", f"mstar sql \"select * from dynamics\" --param run={cfg.run}")])
+        ("job", r.job_id)])
+    say("read them with: " + shell_command("sql", "--store", s.uri, f"select * from dynamics where run_id = '{cfg.run}'"))
     if r.requested == 0:
         raise MstarError(f"the selection matched no queries (split {cfg.split}, shard {cfg.shard[0]}/{cfg.shard[1]}"
                          f"{'' if cfg.limit is None else f', limit {cfg.limit}'}): nothing was sampled")

@@ -21,12 +21,27 @@ def judge(file: Annotated[Path, typer.Argument(help="MathVista output JSON (pid 
     """Extract each response's final answer, check it against the gold answer, and print accuracy.
 
     Example: mstar judge output.json --out judged.jsonl"""
+    import os
+
     from mstar_data.answers.judge_file import judge_file
+    from mstar_data.errors import MstarError
     from mstar_data.outputs import check_out_file
 
-    if out is not None:
+    if out is None:
+        _print_summary(judge_file(file, None, skip_bad=skip_bad))
+        return
+    if out.is_dir():
+        raise MstarError(f"--out {out}: is a folder; give a file path")
+    # Judged into a file of our own beside --out: a bad input record is reported first, and --out is only
+    # replaced (after the check) when it is an earlier judged file and --force is given.
+    staged = out.with_name(f".{out.name}.judging")
+    try:
+        summary = judge_file(file, staged, skip_bad=skip_bad)
         check_out_file(out, kind="judged JSONL file", force=force, same_kind=_is_judged_jsonl)
-    summary = judge_file(file, out, skip_bad=skip_bad)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+    summary.out = out
     _print_summary(summary)
 
 

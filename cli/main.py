@@ -56,18 +56,25 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MSTAR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
-    from mstar_data.errors import MstarError
+    from mstar_data.errors import Interrupted, MstarError
 
     _debug_in_help(app)
+    Interrupted.latest = None
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
-        # Typer handles usage errors itself (message + exit 2); our errors and crashes come out here.
-        app(args=args, prog_name="mstar", standalone_mode=True)
-        rc = 0
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the job kept what it had finished
+        # Click reports usage errors itself (message + exit 2); our errors and crashes come out here.
+        rv = app(args=args, prog_name="mstar", standalone_mode=False)
+        rc = rv if isinstance(rv, int) else 0
+        if rc == 130:  # Typer's code for a KeyboardInterrupt (Ctrl-C or our SIGTERM handler)
+            raise Interrupted.latest or KeyboardInterrupt()
+    except typer.Exit as e:  # --help, --version
+        rc = e.exit_code
+    except (KeyboardInterrupt, typer.Abort) as e:  # Ctrl-C or SIGTERM: the job kept what it had finished
         if debug:
             raise
-        err_console.print(str(e) or "interrupted", markup=False, highlight=False, soft_wrap=True)
+        cause = e if isinstance(e, KeyboardInterrupt) else e.__cause__
+        err_console.print(str(cause or "") or "interrupted: finished work is kept; rerun the same command to "
+                          "continue", markup=False, highlight=False, soft_wrap=True)
         rc = 130
     except MstarError as e:
         if debug:
@@ -75,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         rc = 1
     except Exception as e:  # anything unexpected still gets one line; --debug shows where
+        if _usage_error(e):  # click's own (typer may vendor click, so by shape rather than by class)
+            e.show()
+            sys.exit(e.exit_code)
         if debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else ""
@@ -85,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(rc)
+
+
+def _usage_error(e: Exception) -> bool:
+    return callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int)
 
 
 def _main_thread() -> bool:

@@ -84,8 +84,10 @@ def print_result(result, max_rows: int) -> None:
 
 def first_sentences(description: str, limit: int = 160) -> str:
     """Whole sentences of a view's leading comment, as many as fit in `limit` characters (at least one)."""
-    sentences = re.split(r"(?<=[.;:])\s+(?=[A-Z(`'])", description.strip())
+    sentences = re.split(r"(?<=\.)\s+(?=[A-Z(`'])", description.strip())
     out = sentences[0]
+    if len(out) > limit and ": " in out:  # a long sentence that introduces a list or a detail: its lead-in
+        return out.split(": ")[0] + "."
     for s in sentences[1:]:
         if len(out) + 1 + len(s) > limit:
             break

@@ -26,4 +26,11 @@ class StoreError(MstarError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, after the job kept what it had finished: the message says what was kept. The CLI
-    prints it as one line and exits 130."""
+    prints it as one line and exits 130 (Typer turns a KeyboardInterrupt into exit code 130 on its way out,
+    dropping the exception, so the latest one is also kept here)."""
+
+    latest: "Interrupted | None" = None
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        Interrupted.latest = self

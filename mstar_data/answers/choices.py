@@ -187,17 +187,18 @@ def gold_index(gold: str, choices: list[str]) -> int | None:
 _STOP = frozenset("a an the of to in on at by for with and or be is are was were will would it its their this that "
                   "also as all some more most".split())
 _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|cannot|unlikely)\b|n't\b", re.I)
-_PREMISE = re.compile(r"^\s*(?:if|when|as|since|because|assuming|once|after)\b[^,]*,\s*", re.I)
+_PREMISE = re.compile(r"^\s*(?:(?:based\s+on|according\s+to|in)\s[^,]*,\s*)?"
+                      r"(?:(?:if|when|as|since|because|assuming|once|after)\b[^,]*,\s*)?", re.I)
 _WORD = re.compile(r"[a-z]+")
+_REASON = re.compile(r",\s+(?:as|because|since|which|so\s+that|due\s+to)\b|\s+because\s", re.I)
 
 
 def _stem(word: str) -> str:
     # Enough to let "decreases", "decreased", "decreasing" and "decrease" meet, and "grasshoppers" meet
     # "grasshopper"; not a linguist's stemmer.
-    if len(word) > 4:
-        for suffix in ("ing", "ed", "es", "s", "e"):
-            if word.endswith(suffix):
-                return word[: -len(suffix)]
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
     return word
 
 
@@ -218,7 +219,10 @@ def paraphrased_choice(sentence: str, choices: list[str]) -> int | None:
     yes/no, letters and numbers are left to the other rules.
     """
     s = sentence.strip()
-    if not s or s.endswith("?") or _NEGATION.search(s):
+    if s.endswith("?"):
+        return None
+    s = _REASON.split(s, maxsplit=1)[0]  # "..., as the eggs would not hatch": the reason is not the claim
+    if not s or _NEGATION.search(s):
         return None
     words = {_stem(w) for w in _WORD.findall(norm_text(_PREMISE.sub("", s)))}
     if not words:

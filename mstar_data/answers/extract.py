@@ -28,9 +28,9 @@ _HEADER = re.compile(r"^[ \t]*#{1,6}[ \t]*(?:final[ \t]+)?answer\b[ \t]*[:：]?[
 _PHRASE = re.compile(
     r"(?:\b(?:the\s+)?(?:final\s+|correct\s+|right\s+|best\s+|most\s+(?:likely|appropriate)\s+)?"
     r"(?:answer|ans)\b(?:\s+(?:to|for)\s+(?:the|this|your|that)\s+(?:question|problem))?"
-    r"|\b(?:correct|right|best|final)\s+(?:option|choice)(?:\s+letter)?\b|\boption\s+letter\b"
+    r"|\b(?:correct|right|best|final|closest|nearest)\s+(?:option|choice)(?:\s+letter)?\b|\boption\s+letter\b"
     r"|\b(?:I|we)\s+(?:would\s+|will\s+)?(?:choose|select|pick|go\s+with)\b"
-    r"|答案|选项|(?:故|应|所以|因此)选)"
+    r"|答案|选项|(?:故|应|所以|因此)选(?!项))"
     r"\s*(?:(?:is|would\s+be|should\s+be|will\s+be|must\s+be|is\s+therefore|therefore\s+is|is\s+thus|=|为|是)"
     r"\s*(?:[:：]|-(?=\s))?|[:：]|\s-\s|(?<=choose)|(?<=select)|(?<=pick)|(?<=with)|(?<=选)"
     r"|(?<=选项)(?=\s*\(?[A-Z]\)?\s*(?:是|为)?\s*正确))",
@@ -62,6 +62,11 @@ def extract_answer(response: str | None, choices: list[str] | None = None, *,
         text = text.translate(_FULLWIDTH)
     choices = list(choices) if choices else None
     span = _explicit_span(text)
+    if span is not None and choices and not _ANSWER_TAG.search(text) and boxed(text) == span:
+        # "The correct answer is (B)." then a computed \boxed{50}: the stated option binds.
+        stated = _phrase_span(text)
+        if stated and letter_and_text(clean_span(stated), len(choices)) and not letter_and_text(span, len(choices)):
+            span = stated
     if span is not None:
         return _finalize(span, choices)
     if choices:

@@ -23,9 +23,10 @@ _OPTION_MARK = re.compile(r"(?<![A-Za-z])\(([A-Za-z])\)(?![A-Za-z])")
 _LIST_HEADER = re.compile(r"^\W*(?:choices|options|answer\s+choices)\s*:?\s*$", re.I)
 # Numbers a sentence compares against or sets aside are not its answer: "2 bars smaller than 0",
 # "3 more (7 in all)".
-_REFERENCE = re.compile(r"\b(?:than|than\s+or\s+equal\s+to|over|under|below|above|exceeding)\s*$", re.I)
+_REFERENCE = re.compile(r"\b(?:than|than\s+or\s+equal\s+to|over|under|below|above|exceeding|at\s+least|at\s+most)\s*$",
+                        re.I)
 _ONE_AS_PRONOUN = re.compile(r"(?:\b(?:the|this|that|each|which|any|every|no|a|another|smallest|largest|"
-                             r"lowest|highest|only|with|[a-z]+est|[a-z]+er)\s+$|[,;]\s*$|^\s*$)", re.I)
+                             r"lowest|highest|only|with|least|most|[a-z]+est|[a-z]+er)\s+$|[,;]\s*$|^\s*$)", re.I)
 _COPULA_END = re.compile(r"\b(?:is|are|was|were|be)\s+(?:the\s+|a\s+|an\s+)?$")
 _NEGATION_WORD = re.compile(r"\b(?:not|no|never|neither|nor)\b|n't\b", re.I)
 _NONE_LEFT = re.compile(r"\bthere\s+(?:are|is|were|was|will\s+be)\s+(no)\b", re.I)
@@ -36,7 +37,6 @@ _PLEASANTRY = re.compile(r"^\W*(?:i\s+)?(?:hope\s+(?:this|that|it)\s+helps|let\s
 
 def choice_from_text(text: str, choices: list[str]) -> str | None:
     """An option named without an answer phrase: a bare letter, a concluding mention, or a choice's text."""
-    n = len(choices)
     prose = CODE_BLOCK.sub(" ", text).strip() or text.strip()
     lines = [ln.strip() for ln in prose.splitlines() if ln.strip()]
     if not lines:
@@ -49,6 +49,10 @@ def choice_from_text(text: str, choices: list[str]) -> str | None:
         idx = bare_option(MARKDOWN.sub("", line).strip().rstrip("."), choices)
         if idx is not None:
             return choices[idx]
+    letter_lines = {i for ln in lines[1:-1] if (i := bare_option(MARKDOWN.sub("", ln).strip().rstrip("."), choices))
+                    is not None and len(MARKDOWN.sub("", ln).strip(" .()")) == 1}
+    if len(letter_lines) == 1:  # "Here is my response:\n\nC\n\nThe clams ...": a line that is only a letter
+        return choices[letter_lines.pop()]
     idx = _letter_from_mentions(prose, choices)
     if idx is not None:
         return choices[idx]
@@ -232,8 +236,8 @@ def _stated_number(sentence: str, nums: list, words: list) -> tuple[int, int, st
     words = [t for t in words if t[2].lower() != "one" or not _ONE_AS_PRONOUN.search(sentence[:t[0]])]
     found = [t for t in nums if own(t)] or [t for t in words if own(t)]
     found = [t for t in found if outside(t)] or found
-    colon = re.search(r"(?<!\d)\s*:\s+", sentence)
-    if colon:  # "there are 2 objects left: 1 cube and 1 sphere": the count, not its parts
+    colon = re.search(r"(?<!\d)\s*:\s+|,\s+with\s", sentence)
+    if colon:  # "2 objects left: 1 cube and 1 sphere", "13 years, with one aged 13 and one 26": not the parts
         before = [t for t in found if t[0] < colon.start()]
         if before and len([t for t in found if t[0] > colon.start()]) >= 2:
             found = before

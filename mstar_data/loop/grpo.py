@@ -166,6 +166,7 @@ class Grpo:
                     todo.append(Planned(rid, q, k, sample_seed(self.r.run.seed, self.run, step, STAGE,
                                                                q["query_id"], k)))
         self.model_mode(train=False)
+        self.engine.policy_tag = self.policy_tag(step - 1)
         ex = LocalExecutor(self.store, batch_size=s.batch_size, progress=self.progress)
         ex.sample(Plan(ctx, todo, len(queries) * s.group_size - len(todo), scope), self.engine,
                   task=f"grpo sample step {step}")
@@ -243,6 +244,11 @@ class Grpo:
                 out += [lp[j][mask[j]].tolist() for j in range(len(chunk))]
         return out
 
+    def policy_tag(self, step: int) -> str:
+        """What `rollouts.policy` says: the run's policy after `step` optimizer steps' worth of GRPO steps
+        (whether it was loaded from a checkpoint or trained in this process)."""
+        return f"{self.run}@step{step}"
+
     def model_mode(self, *, train: bool) -> None:
         self.trainer.model.train(train)
 
@@ -278,12 +284,13 @@ class Grpo:
                 if (rid := rollout_id(self.run, step, VAL_STAGE, q["query_id"], 0)) not in stored]
         if todo:
             self.model_mode(train=False)
+            self.engine.policy_tag = self.policy_tag(step)
             LocalExecutor(self.store, batch_size=self.r.sample.batch_size, progress=self.progress).sample(
                 Plan(ctx, todo, len(self.val) - len(todo), scope), self.engine, task=f"grpo val step {step}")
         rows = self.store.dataset("rollouts").to_table(columns=["correct"], filter=scope).to_pylist()
         acc = sum(bool(r["correct"]) for r in rows) / max(len(rows), 1)
         row = {"run_id": self.run, "iteration": step, "policy_in": self.r.run.base_policy,
-               "policy_out": f"{self.run}@step{step}", "temperature": 0.0, "n_train": None, "greedy_acc": acc,
+               "policy_out": self.policy_tag(step), "temperature": 0.0, "n_train": None, "greedy_acc": acc,
                "metrics": None, "timings": None, "created_at": datetime.now(timezone.utc)}
         self.store.append("iterations", [row])
         return row
