@@ -82,12 +82,22 @@ def _print_grpo_steps(rows: list[dict], title: str) -> None:
 def dynamics(run: Annotated[str, typer.Option(help="Run id.")],
              plot: Annotated[Optional[Path], typer.Option(help="Write the curves to this PNG.")] = None,
              store: StoreOpt = None) -> None:
-    """Per-iteration dynamics of a run: T, greedy accuracy, Pass@K, Reward-Pass@2, training-set size, time."""
+    """Per-iteration dynamics of a run: T, greedy accuracy, Pass@K, Reward-Pass@2, training-set size, time.
+    For a GRPO run, per step: rewards, zero-variance groups, length, reflection rate, loss, clip, KL, entropy."""
     from mstar_data.errors import MstarError
     from mstar_data.loop.dynamics_plot import plot_dynamics
+    from mstar_data.sql_views import run_view
     from mstar_data.store.predicates import equals
 
     s = open_store(store, create=False)
+    steps = [r for r in run_view(s, "grpo_dynamics").to_pylist() if r["run_id"] == run]
+    if steps:  # a GRPO run: its per-step table and curves
+        from mstar_data.loop.grpo_plot import plot_grpo
+
+        _print_grpo_steps(steps, f"run {run} (GRPO)")
+        if plot:
+            console.print(f"wrote {plot_grpo(steps, plot, f'run {run} (GRPO)')}", markup=False, highlight=False)
+        return
     rows = sorted(s.dataset("iterations").to_table(filter=equals("run_id", run)).to_pylist(),
                   key=lambda r: r["iteration"])
     if not rows:

@@ -11,7 +11,7 @@ from mstar_cli.options import ForceOpt, StoreOpt, build_config, choice, open_sto
 # Kept here rather than imported so that `mstar --help` does not load the library; tests check they match.
 STAGES = ("warmup", "explore", "val", "temp-sweep", "eval", "mc")
 BACKENDS = ("hf", "lmdeploy", "vllm")
-PROMPT_VARIANTS = ("cot", "warmup", "r1")
+PROMPT_VARIANTS = ("cot", "warmup", "r1", "benchmark")
 
 PolicyOpt = Annotated[str, typer.Option("--policy", help="Policy model folder (Hugging Face layout).")]
 SplitOpt = Annotated[str, typer.Option(help="Queries of this split (the store must hold it; see "

@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         rc = 1
     except Exception as e:  # anything unexpected still gets one line; --debug shows where
+        if _bad_value(e):  # a value an option does not take is bad input: one line, exit 1
+            err_console.print(f"error: {_bad_value(e)}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(1)
         if _usage_error(e):  # click's own (typer may vendor click, so by shape rather than by class)
             e.show()
             sys.exit(e.exit_code)
@@ -95,6 +98,21 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(rc)
+
+
+def _bad_value(e: Exception) -> str | None:
+    """"--format 'csv': expected one of trl" for click's BadParameter on an option, else None."""
+    import re
+
+    param = getattr(e, "param", None)
+    if type(e).__name__ != "BadParameter" or not getattr(param, "opts", None):
+        return None
+    opt = max(param.opts, key=len)
+    msg = str(getattr(e, "message", e))
+    m = re.search(r"'([^']*)' is not one of (.*)$", msg)
+    if m:
+        return f"{opt} '{m.group(1)}': expected one of {m.group(2).replace(chr(39), '')}"
+    return f"{opt}: {msg}"
 
 
 def _usage_error(e: Exception) -> bool:

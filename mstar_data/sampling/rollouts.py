@@ -70,7 +70,8 @@ class Plan:
 
 def request(p: Planned, ctx: RolloutContext, image: bytes | None) -> SampleRequest:
     q = p.query
-    prompt = build_prompt(q["question"], q["choices"], variant=ctx.prompt_variant, answer=q["answer"])
+    prompt = build_prompt(q["question"], q["choices"], variant=ctx.prompt_variant, answer=q["answer"],
+                          hint=q.get("hint"), answer_type=q.get("answer_type"), precision=q.get("precision"))
     return SampleRequest(p.rollout_id, prompt, image, ctx.temperature, p.seed, ctx.max_new_tokens, prefix=p.prefix)
 
 

@@ -50,6 +50,10 @@ def test_packaged_recipes_run_under_smoke(recipe, grpo_store, bootstrapped_polic
             assert adv == [0.0] * 4
     dyn = json.loads(cli("sql", "--store", grpo_store, "--format", "json", "select * from grpo_dynamics").out)
     assert [d["step"] for d in dyn] == [1, 2, 3] and all(d["loss"] is not None for d in dyn)
+    run = recipe.replace(".toml", "").replace("_", "-") + "-smoke"
+    png = grpo_store.parent / "grpo.png"
+    r = cli("dynamics", "--run", run, "--plot", png, "--store", grpo_store)
+    assert r.rc == 0 and "GRPO" in r.out and png.read_bytes()[:4] == b"\x89PNG"
 
 
 RUN = ["--set", "sample.prompt_variant='cot'", "--set", "grpo.steps=5", "--set", "grpo.save_every=2",

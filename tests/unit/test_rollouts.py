@@ -76,3 +76,15 @@ def test_an_interrupt_keeps_what_was_finished(store):
     run_generate(store, cfg.model_copy(update={"run": "s"}), engine=EchoEngine(),
                  progress=lambda *a: progress.append(a))
     assert progress[0][1:3] == (0, 60) and progress[-1][1:3] == (60, 60)
+
+
+def test_the_benchmark_variant_carries_the_datasets_own_hint():
+    from mstar_data.sampling.rollouts import request
+
+    q = {"query_id": "q", "question": "What is x?", "choices": None, "answer": "2.50", "answer_type": "float",
+         "precision": 2,  # MathVista's `query`: its whole prompt, hint and question
+         "hint": "Hint: answer with a floating-point number with two decimal places.\nQuestion: What is x?"}
+    req = request(Planned("id", q, 0, 1), RolloutContext("r", 0, "eval", 0.0, 16, "benchmark"), None)
+    assert "two decimal places" in req.prompt and "What is x?" in req.prompt
+    plain = request(Planned("id", q, 0, 1), RolloutContext("r", 0, "eval", 0.0, 16, "cot"), None)
+    assert "two decimal places" not in plain.prompt
