@@ -29,11 +29,13 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
     from mstar_data.loop.evolve import Evolve
     from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
+    from mstar_data.loop.runs import check_base_policy
 
     r = resolve_recipe(recipe, list(set or []), smoke=smoke, run_id=run_id)
     if print_config:
         typer.echo(recipe_json(r))
         return
+    check_base_policy(r)
     s = open_store(store, create=False)
     if is_grpo(r):
         with _progress() as progress:

@@ -23,18 +23,35 @@ def written_by_us(path: Path) -> bool:
         return False
 
 
+def check_plot_path(out) -> Path:
+    """Where a plot may go: a new file, or a plot mstar wrote before; anything else is left alone."""
+    out = Path(out)
+    if out.is_dir() or (out.exists() and not written_by_us(out)):
+        raise MstarError(f"{out}: exists and is not a dynamics plot written by mstar; it is left alone "
+                         f"(give another path)")
+    return out
+
+
+def save_plot(fig, out: Path) -> Path:
+    """The PNG, written atomically and marked as ours (so a later plot may replace it)."""
+    import matplotlib.pyplot as plt
+
+    from mstar_data.outputs import write_file_atomically
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_file_atomically(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
+                                                       metadata={"Software": SOFTWARE}))
+    plt.close(fig)
+    return out
+
+
 def plot_dynamics(rows: list[dict], out: Path, title: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mstar_data.outputs import write_file_atomically
-
-    out = Path(out)
-    if out.is_dir() or (out.exists() and not written_by_us(out)):
-        raise MstarError(f"{out}: exists and is not a dynamics plot written by mstar; it is left alone "
-                         f"(give another path)")
+    out = check_plot_path(out)
     its = [r["iteration"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(its, [r["greedy_acc"] for r in rows], "o-", label="greedy accuracy")
@@ -56,8 +73,4 @@ def plot_dynamics(rows: list[dict], out: Path, title: str) -> Path:
               ncol=len(lines), fontsize=8, frameon=False)
     ax.set_title(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomically(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
-                                                       metadata={"Software": SOFTWARE}))
-    plt.close(fig)
-    return out
+    return save_plot(fig, out)

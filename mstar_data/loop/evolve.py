@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import select_queries
 from mstar_data.loop.recipe import Recipe
-from mstar_data.loop.runs import record_run
+from mstar_data.loop.runs import LoopResult, record_run
 from mstar_data.sampling.generate import GenerateConfig, run_generate
 from mstar_data.sql_views import run_read_only
 from mstar_data.store.predicates import equals, literal, queries_where
@@ -67,19 +67,7 @@ class LoopParts:
     train: Callable = _train                # (store, examples, **train_iteration kwargs) -> TrainResult
 
 
-@dataclass
-class EvolveResult:
-    run: str
-    iterations: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def start_acc(self) -> float | None:
-        return self.iterations[0]["greedy_acc"] if self.iterations else None
-
-    @property
-    def final_acc(self) -> float | None:
-        return self.iterations[-1]["greedy_acc"] if self.iterations else None
+EvolveResult = LoopResult
 
 
 class Evolve:

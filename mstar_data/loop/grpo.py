@@ -29,7 +29,7 @@ from mstar_data.exec.local import LocalExecutor
 from mstar_data.inputs import images_by_sha, select_queries
 from mstar_data.keys import rollout_id, sample_seed
 from mstar_data.loop.grpo_recipe import GrpoRecipe
-from mstar_data.loop.runs import record_run
+from mstar_data.loop.runs import LoopResult, record_run
 from mstar_data.progress import report
 from mstar_data.prompts import build_prompt
 from mstar_data.rewards import RewardSet
@@ -44,19 +44,8 @@ REWARD_SCHEMA = pa.schema([("rollout_id", pa.string()), ("reward", pa.float32())
 
 
 @dataclass
-class GrpoResult:
-    run: str
-    iterations: list[dict] = field(default_factory=list)   # the val measurements (step 0 and the end)
+class GrpoResult(LoopResult):
     steps: list[dict] = field(default_factory=list)        # sql/grpo_dynamics.sql rows
-    seconds: float = 0.0
-
-    @property
-    def start_acc(self) -> float | None:
-        return self.iterations[0]["greedy_acc"] if self.iterations else None
-
-    @property
-    def final_acc(self) -> float | None:
-        return self.iterations[-1]["greedy_acc"] if self.iterations else None
 
 
 def step_checkpoint(root: Path, run: str, step: int) -> Path:
@@ -329,7 +318,7 @@ class Grpo:
         dyn = run_view(self.store, "grpo_dynamics").to_pylist()
         its = sorted(self.store.dataset("iterations").to_table(filter=equals("run_id", self.run)).to_pylist(),
                      key=lambda r: r["iteration"])
-        return GrpoResult(self.run, its, [d for d in dyn if d["run_id"] == self.run], time.perf_counter() - t0)
+        return GrpoResult(self.run, its, time.perf_counter() - t0, [d for d in dyn if d["run_id"] == self.run])
 
 
 def is_grpo(recipe) -> bool:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mstar_data.errors import MstarError
-from mstar_data.loop.dynamics_plot import SOFTWARE, written_by_us
+from mstar_data.loop.dynamics_plot import check_plot_path, save_plot
 
 
 def plot_grpo(rows: list[dict], out: Path, title: str) -> Path:
@@ -15,12 +14,7 @@ def plot_grpo(rows: list[dict], out: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mstar_data.outputs import write_file_atomically
-
-    out = Path(out)
-    if out.is_dir() or (out.exists() and not written_by_us(out)):
-        raise MstarError(f"{out}: exists and is not a dynamics plot written by mstar; it is left alone "
-                         f"(give another path)")
+    out = check_plot_path(out)
     steps = [r["step"] for r in rows]
     fig, (ax, ln) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     ax.plot(steps, [r["accuracy"] for r in rows], "-", label="accuracy reward")
@@ -39,8 +33,4 @@ def plot_grpo(rows: list[dict], out: Path, title: str) -> Path:
     aha.plot(steps, [r["reflection"] for r in rows], "k:", label="reflection words")
     aha.set_ylabel("share with reflection words")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomically(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
-                                                       metadata={"Software": SOFTWARE}))
-    plt.close(fig)
-    return out
+    return save_plot(fig, out)

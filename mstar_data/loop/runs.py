@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mstar_data.errors import MstarError
 from mstar_data.loop.recipe import recipe_diff, recipe_json
 from mstar_data.store.predicates import equals
+
+
+def check_base_policy(recipe) -> None:
+    """The recipe's starting model must be a model folder; say which key sets it."""
+    from pathlib import Path
+
+    path = Path(recipe.run.base_policy)
+    if not (path / "config.json").is_file():
+        raise MstarError(f"recipe run.base_policy '{path}': not a model folder (no config.json); set it with "
+                         f"--set run.base_policy=PATH (e.g. a folder from `mstar bootstrap-policy --out`)")
 
 
 def record_run(store, recipe) -> None:
@@ -24,3 +35,20 @@ def record_run(store, recipe) -> None:
     store.append("runs", [{"run_id": run, "recipe": recipe_json(recipe), "created_at": datetime.now(timezone.utc),
                            "versions": json.dumps({i.name: i.version for i in store.info()})}],
                  conflict_column="recipe", source=f"run {run}")
+
+
+@dataclass
+class LoopResult:
+    """What a loop gives back: its `iterations` rows (the val measurements), and how long it took."""
+
+    run: str
+    iterations: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def start_acc(self) -> float | None:
+        return self.iterations[0]["greedy_acc"] if self.iterations else None
+
+    @property
+    def final_acc(self) -> float | None:
+        return self.iterations[-1]["greedy_acc"] if self.iterations else None

@@ -8,6 +8,12 @@ from mstar_data.loop.recipe import resolve_recipe
 from mstar_data.store import Store
 
 
+def test_a_missing_base_policy_names_the_recipe_key(cli, shapes_store):
+    r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--store", shapes_store)
+    assert r.rc == 1 and "recipe run.base_policy 'policies/base': not a model folder" in r.err
+    assert "--set run.base_policy=PATH" in r.err
+
+
 def test_print_config_shows_the_resolved_recipe(cli):
     r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--set", "run.base_policy='p'", "--set", "sample.n=3",
             "--print-config")
@@ -24,10 +30,13 @@ def test_a_changed_rerun_is_refused_naming_the_keys(cli, shapes_store, tmp_path)
     uri = str(tmp_path / "store")
     shutil.copytree(shapes_store, uri)
     s = Store(uri, create=False)
-    Evolve(s, resolve_recipe("demo.toml", ["run.base_policy='p'"], smoke=True)).record_run()
+    policy = tmp_path / "p"  # checked for a config.json only: the refusal comes before any model is loaded
+    policy.mkdir()
+    (policy / "config.json").write_text("{}")
+    Evolve(s, resolve_recipe("demo.toml", [f"run.base_policy='{policy}'"], smoke=True)).record_run()
     before = {i.name: i.version for i in s.info()}
-    r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--set", "run.base_policy='p'", "--set", "select.k=3",
-            "--store", uri)
+    r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--set", f"run.base_policy='{policy}'", "--set",
+            "select.k=3", "--store", uri)
     assert r.rc == 1
     assert "run 'demo-smoke' was recorded with a different recipe (differs in select.k)" in r.err
     assert len(r.err.strip().splitlines()) == 1

@@ -3,9 +3,7 @@ that never stopped."""
 
 import json
 import os
-import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-from mstar_data.store import Store
+from tests.kills import kill_points_match, table_rows
 
 ENV = {**os.environ, "MSTAR_THREADS": "1"}  # one thread: the runs must match bit for bit
 
@@ -66,22 +64,6 @@ def _evolve(store, policy):
             "--smoke", "--set", f"run.base_policy='{policy}'", *RUN, "--store", str(store)]
 
 
-def _progress(store) -> int:
-    try:
-        s = Store(str(store), create=False)
-        return s.count("rollouts") + 10 * s.count("train_log")
-    except Exception:
-        return 0
-
-
-def _rows(store, table):
-    out = []
-    for r in Store(str(store), create=False).dataset(table).to_table().to_pylist():
-        row = {k: v for k, v in r.items() if k not in DROP[table]}
-        out.append(json.loads(json.dumps(row, default=str).replace(str(store), "<store>")))
-    return sorted(out, key=lambda r: json.dumps(r, sort_keys=True))
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_matches_uninterrupted(shapes_store, bootstrapped_policy, tmp_path):
     policy, _ = bootstrapped_policy
@@ -89,25 +71,8 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(shapes_store, bootstra
     shutil.copytree(shapes_store, straight)
     r = subprocess.run(_evolve(straight, policy), capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    want = {t: _rows(straight, t) for t in DROP}
+    want = {t: table_rows(straight, t, DROP[t]) for t in DROP}
     assert len(want["train_log"]) == 10  # 5 steps x mu 2
     assert {x["iteration"] for x in want["rollouts"] if x["stage"] == "grpo"} == {1, 2, 3, 4, 5}
-    done = _progress(straight) - _progress(shapes_store)
-    rng = random.Random(3)
-    for point in range(2):
-        killed = tmp_path / f"killed-{point}"
-        shutil.copytree(shapes_store, killed)
-        target = _progress(killed) + rng.randrange(1, done)
-        proc = subprocess.Popen(_evolve(killed, policy), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=ENV)
-        deadline = time.time() + 300
-        while proc.poll() is None and _progress(killed) < target and time.time() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, f"point {point}: the run ended before reaching {target}"
-        print(f"point {point}: killed past {target} of {done}: {({t: len(_rows(killed, t)) for t in DROP})}")
-        r = subprocess.run(_evolve(killed, policy), capture_output=True, text=True, env=ENV)
-        assert r.returncode == 0, r.stderr[-3000:]
-        for table in DROP:
-            assert _rows(killed, table) == want[table], f"point {point}: {table} differs"
+    kill_points_match(lambda store: _evolve(store, policy), shapes_store, tmp_path, want, DROP, seed=3, points=2,
+                      env=ENV)
