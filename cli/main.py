@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> None:
 
     _debug_in_help(app)
     Interrupted.latest = None
-    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
+    from mstar_data.interrupts import handle_signal
+
+    # Ctrl-C and SIGTERM stop the job at a safe point (never inside a store write): finished work is kept.
+    previous = ({s: signal.signal(s, handle_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+                if _main_thread() else None)
     try:
         # Click reports usage errors itself (message + exit 2); our errors and crashes come out here.
         rv = app(args=args, prog_name="mstar", standalone_mode=False)
@@ -95,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                           markup=False, highlight=False, soft_wrap=True)
         rc = 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
     sys.exit(rc)
 
 
@@ -123,11 +127,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _interrupt(signum, frame) -> None:
-    """SIGTERM is handled like Ctrl-C: the running job flushes what it finished and records itself."""
-    raise KeyboardInterrupt
 
 
 def _debug_in_help(typer_app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mstar_data.errors import InputError, StoreError
+from mstar_data.interrupts import uninterrupted
 from mstar_data.schema import KEYS, TABLES, conform
 
 DEFAULT_URI = "./mstar-store"
@@ -197,13 +198,18 @@ class Store:
         """Append the rows whose key is new. Returns how many were written (0 writes nothing)."""
         if isinstance(rows, list):
             rows = pa.Table.from_pylist(rows, schema=TABLES[name])
-        return self.write(name, self.new_rows(name, conform(rows, name), conflict_column=conflict_column,
-                                              source=source, where=where))
+        with uninterrupted():
+            return self.write(name, self.new_rows(name, conform(rows, name), conflict_column=conflict_column,
+                                                  source=source, where=where))
 
     def write(self, name: str, rows: pa.Table) -> int:
         """Write rows already checked by `new_rows`, as they are."""
         if rows.num_rows == 0:
             return 0
+        with uninterrupted():
+            return self._write(name, rows)
+
+    def _write(self, name: str, rows: pa.Table) -> int:
         table = self.table(name)
         if len(table.schema) != len(TABLES[name]):  # a store from an older release
             self._add_missing_columns(name, TABLES[name])
@@ -222,8 +228,9 @@ class Store:
         rows = pa.table({c: rows.column(c).cast(schema.field(c).type) for c in rows.column_names})
         if rows.num_rows == 0:
             return 0
-        result = self.table(name).merge_insert(list(KEYS[name])).when_matched_update_all().execute(rows)
-        self.maybe_compact(name)
+        with uninterrupted():
+            result = self.table(name).merge_insert(list(KEYS[name])).when_matched_update_all().execute(rows)
+            self.maybe_compact(name)
         return result.num_updated_rows
 
     def maybe_compact(self, name: str, max_fragments: int = COMPACT_AFTER_FRAGMENTS) -> bool:
