@@ -77,3 +77,21 @@ def read_meta(path: Path) -> dict:
 
 def has_trainer_state(path: Path) -> bool:
     return (path / "trainer" / "optimizer.pt").is_file()
+
+
+def remove_step_checkpoints(final: Path) -> None:
+    """After `final` is saved: remove the step checkpoints of its training, and only them. An entry of the
+    `.steps` folder goes only if it is a checkpoint we wrote (it holds our metadata file) or our own staging
+    folder; anything else stays, and so does the folder then."""
+    from mstar_data.outputs import STAGING, _remove
+
+    d = steps_dir(final)
+    if not d.is_dir():
+        return
+    for p in d.iterdir():
+        if p.is_dir() and p.name.startswith("step-") and is_complete(p):
+            _remove(p)
+        elif p.is_dir() and (p / STAGING).is_dir() and not any(c.name != STAGING for c in p.iterdir()):
+            _remove(p)  # a step checkpoint a crash left half-written: only our staging folder inside
+    if not any(d.iterdir()):
+        d.rmdir()

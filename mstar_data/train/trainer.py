@@ -9,7 +9,6 @@ stopped. On GPU we keep fp32 master weights and autocast to bf16; on CPU everyth
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -239,7 +238,7 @@ def train_iteration(store, examples: list, *, run: str, iteration: int, policy_i
     result.global_step = trainer.global_step
     trainer.close()
     if trainer.is_main:
-        shutil.rmtree(ckpt.steps_dir(final), ignore_errors=True)
+        ckpt.remove_step_checkpoints(final)
     result.seconds = time.perf_counter() - t0
     losses = [r["loss"] for r in result.log]
     result.mean_loss = sum(losses) / len(losses) if losses else None

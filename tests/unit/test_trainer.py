@@ -212,3 +212,22 @@ def test_prm_step_loss_is_the_two_way_step_cross_entropy(tiny):
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0] - logits[:, 1], y)
     assert n_steps == 6 and loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert prm_step.name == "prm_step" and sft.name == "sft"
+
+
+def test_finishing_removes_only_our_step_checkpoints(tmp_path):
+    """The .steps folder loses the checkpoints the trainer wrote; a user's file there is left alone."""
+    import json
+
+    from mstar_data.train import checkpoint as ckpt
+
+    final = tmp_path / "it-0001"
+    steps = ckpt.steps_dir(final)
+    (steps / "step-000002").mkdir(parents=True)
+    (steps / "step-000002" / ckpt.META).write_text(json.dumps({"local_step": 2}))
+    (steps / "step-000004" / ".mstar-partial").mkdir(parents=True)  # a crash mid-save
+    (steps / "notes.txt").write_text("mine")
+    ckpt.remove_step_checkpoints(final)
+    assert sorted(p.name for p in steps.iterdir()) == ["notes.txt"]
+    (steps / "notes.txt").unlink()
+    ckpt.remove_step_checkpoints(final)
+    assert not steps.exists()
