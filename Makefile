@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mstar-installed
 DEMO_STORE ?= ./demo-store
 
-.PHONY: test test-fast demo bench clean
+.PHONY: test test-fast demo bench compare clean
 
 # torch first, pinned to the CPU build that is on disk (a bare `torch` would pull several GB of CUDA
 # packages), then the project and its dev extras. Re-runs only when pyproject.toml changes.
@@ -27,6 +27,12 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	rm -rf $(DEMO_STORE)
 	$(BIN)/mstar demo --store $(DEMO_STORE)
+
+# The paper's comparison on the embedded task, one factor at a time, 3 seeds (bench/compare_methods.py; about
+# 5-6 minutes per run on 2 cores, 15 runs). Rerunning continues where it stopped.
+COMPARE_STORE ?= ./compare-store
+compare: $(STAMP)
+	$(BIN)/python bench/compare_methods.py --store $(COMPARE_STORE)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py --records 1000

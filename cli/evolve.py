@@ -25,18 +25,20 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
            artifacts: ArtifactsOpt = None,
            store: StoreOpt = None) -> None:
     """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
-    rerunning a run id with a different resolved recipe is refused."""
+    rerunning a run id with a different resolved recipe is refused. Before the first step it runs the checks
+    of `mstar validate` (views, data, model folders, backend), then holds the run id's lease: a second process
+    on the same run id is refused. Relative paths in the recipe resolve against the artifacts root."""
     from mstar_data.loop.evolve import Evolve
     from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
-    from mstar_data.loop.runs import check_base_policy
+    from mstar_data.loop.validate import check_views_exist
 
     r = resolve_recipe(recipe, list(set or []), smoke=smoke, run_id=run_id)
     if print_config:
         typer.echo(recipe_json(r))
         return
-    check_base_policy(r)
-    s = open_store(store, create=False)
+    check_views_exist(r)  # before opening the store (seconds of imports): the loop checks all the rest
+    s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:
             result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
@@ -57,14 +59,17 @@ def _print_dynamics(rows: list[dict], title: str) -> None:
     import json
 
     t = plain_table(title)
-    for col in ("iteration", "T", "greedy", "Pass@K", "Reward-Pass@2", "train set", "seconds"):
+    # a run that mixed in unlabelled queries also shows its pseudo-label accuracy (docs/unlabeled.md)
+    pseudo = [json.loads(r["metrics"] or "{}").get("pseudo_label_acc") for r in rows]
+    cols = ("iteration", "T", "greedy", "Pass@K", "Reward-Pass@2", "train set", "seconds")
+    for col in cols + (("pseudo acc",) if any(p is not None for p in pseudo) else ()):
         t.add_column(col, justify="right")
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    for r in rows:
+    for r, p in zip(rows, pseudo):
         secs = sum(json.loads(r["timings"] or "{}").values())
-        t.add_row(*(cell(v) for v in (r["iteration"], f"{r['temperature']:.2f}", pct(r["greedy_acc"]),
-                                      f"{pct(r['pass_at_k'])} (K={r['k']})", pct(r["reward_pass_at_2"]),
-                                      r["n_train"] or 0, f"{secs:.1f}")))
+        values = (r["iteration"], f"{r['temperature']:.2f}", pct(r["greedy_acc"]),
+                  f"{pct(r['pass_at_k'])} (K={r['k']})", pct(r["reward_pass_at_2"]), r["n_train"] or 0, f"{secs:.1f}")
+        t.add_row(*(cell(v) for v in values + ((pct(p),) if len(t.columns) > len(cols) else ())))
     console.print(t)
 
 

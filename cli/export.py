@@ -1,8 +1,8 @@
-"""mstar export prm"""
+"""mstar export prm | cot"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,6 +11,7 @@ from mstar_cli.options import ForceOpt, StoreOpt, choice, open_store, summary, v
 app = typer.Typer(help="Export store data in other tools' formats.", no_args_is_help=True)
 
 ExportFormat = choice("ExportFormat", "trl")
+CotFormat = choice("CotFormat", "sharegpt", "parquet")
 Label = choice("Label", "hard", "soft")
 
 
@@ -34,6 +35,26 @@ def prm(out: Annotated[str, typer.Option(help="Output folder: new, empty, or a p
                        threshold=threshold, force=force)
     summary(f"export prm --format {value(format)} -> {r.out}", [
         ("rows", r.rows), ("steps", r.steps), ("good steps", f"{r.good_steps} ({r.good_steps / max(r.steps, 1):.1%})")])
+
+
+@app.command("cot")
+def cot(out: Annotated[str, typer.Option(help="Output folder: new, empty, or a previous export (with --force).")],
+        run: Annotated[str, typer.Option(help="Run whose training sets are exported.")],
+        format: Annotated[CotFormat, typer.Option("--format", help="sharegpt (LLaMA-Factory) or parquet (Hugging "
+                                                                    "Face datasets).")] = "sharegpt",
+        iteration: Annotated[Optional[list[int]], typer.Option(help="Only this iteration (repeatable). Default: "
+                                                                    "every iteration that trained.")] = None,
+        force: ForceOpt = False, store: StoreOpt = None) -> None:
+    """The training sets the run trained on (each iteration's pinned rollouts version), plus a dataset card.
+
+    Example: mstar export cot --run demo --format sharegpt --out exports/demo-cot"""
+    from mstar_data.export.cot import export_cot
+
+    r = export_cot(open_store(store, create=False), out, run=run, fmt=value(format), iterations=iteration,
+                   force=force)
+    summary(f"export cot --format {value(format)} -> {r.out}", [
+        ("rows", r.rows), ("iterations", ", ".join(f"{i}: {n}" for i, n in sorted(r.by_iteration.items()))),
+        ("kinds", ", ".join(f"{k}: {n}" for k, n in sorted(r.by_kind.items()))), ("distinct images", r.images)])
 
 
 def register(root: typer.Typer) -> None:

@@ -129,10 +129,13 @@ def synthetic(n: Annotated[int, typer.Option(help="Number of examples (train/val
               variant: Annotated[str, typer.Option(help="easy (3x3 grid, 2 colours asked) or hard (4x4, 3).")] = "easy",
               cot_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of train given a reference "
                                                                                  "CoT (the seed set), 0-1.")] = 0.2,
+              unlabeled_fraction: Annotated[float, typer.Option(
+                  help="Share of train held out as split 'unlabeled' (no answer; the true one kept aside in "
+                       "meta.held_out_answer for the oracle skyline and pseudo-label accuracy), 0-1.")] = 0.0,
               dataset: NameOpt = "synthetic", store: StoreOpt = None) -> None:
     """The embedded visual reasoning task: coloured shapes to count and add.
 
-    Example: mstar ingest synthetic --n 600"""
+    Example: mstar ingest synthetic --n 600 --unlabeled-fraction 0.5"""
     from mstar_data.errors import MstarError
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
@@ -142,10 +145,12 @@ def synthetic(n: Annotated[int, typer.Option(help="Number of examples (train/val
     if not 0.0 <= cot_fraction <= 1.0:
         raise MstarError(f"--cot-fraction {cot_fraction}: expected a number in [0, 1]")
     try:
-        items = synthetic_items(n, seed, variant, cot_fraction)
+        items = synthetic_items(n, seed, variant, cot_fraction, unlabeled_fraction)
     except ValueError as e:
-        raise MstarError(f"--variant: {e}") from e
+        option = "--unlabeled-fraction" if str(e).startswith("unlabeled_fraction") else "--variant"
+        raise MstarError(f"{option}: {e}") from e
     s = open_store(store)
-    result = ingest_items(s, items, source=f"synthetic n={n} seed={seed} variant={variant}", dataset=dataset,
-                          split="train")
+    source = f"synthetic n={n} seed={seed} variant={variant}" + (
+        f" unlabeled={unlabeled_fraction}" if unlabeled_fraction else "")
+    result = ingest_items(s, items, source=source, dataset=dataset, split="train")
     _print(result, s)

@@ -11,6 +11,9 @@ import typer
 
 from mstar_cli import evolve, export, generate, ingest, prm, sql, store_cmds, train
 from mstar_cli import judge as judge_cmd
+from mstar_cli import validate as validate_cmd
+from mstar_cli import compare as compare_cmd
+from mstar_cli import eval as eval_cmd
 from mstar_cli.options import err_console
 
 app = typer.Typer(
@@ -48,8 +51,11 @@ judge_cmd.register(app)
 generate.register(app)
 train.register(app)
 evolve.register(app)
+validate_cmd.register(app)
 prm.register(app)
 export.register(app)
+eval_cmd.register(app)
+compare_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

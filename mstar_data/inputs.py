@@ -13,6 +13,7 @@ from mstar_data.store.predicates import all_of, equals
 QUERY_COLUMNS = ["query_id", "split", "question", "choices", "answer", "answer_type", "precision", "unit",
                  "image_sha256", "reference_cot"]
 HINT_KEY = "query"  # the meta field with the dataset's own prompt (MathVista), read by the benchmark variant
+HELD_OUT_KEY = "held_out_answer"  # the meta field with an unlabelled query's true answer, never trained on
 
 
 def benchmark_hint(meta: str | None) -> str | None:

@@ -77,6 +77,9 @@ ROLLOUTS = pa.schema([
     _f("rewards", pa.map_(pa.string(), pa.float32())),  # GRPO: one value per reward function (null: not scorable)
     _f("reward", pa.float32()),                     # GRPO: their weighted total
     _f("advantage", pa.float32()),                  # GRPO: from sql/grpo_advantages.sql, as trained on
+    # Unlabelled queries (correct stays null): the judge's verdict against the iteration's pseudo-label
+    # (pseudo_labels.label); selection reads coalesce(correct, pseudo_correct). docs/unlabeled.md.
+    _f("pseudo_correct", pa.bool_()),
 ])
 
 STEP_LABELS = pa.schema([
@@ -177,6 +180,57 @@ PRM_EVALS = pa.schema([                       # one row per PRM evaluation (`mst
     _f("created_at", _ts),
 ])
 
+EVALS = pa.schema([                           # `mstar eval`: one row per (evaluation, method, K, slice)
+    _f("eval_id", pa.string(), False),        # hash of what was evaluated: run, iteration, policy, queries, n, T, seed, PRM
+    _f("run_id", pa.string(), False),         # the run whose stage-eval rollouts hold the samples
+    _f("iteration", pa.int32(), False),
+    _f("policy", pa.string()),
+    _f("source", pa.string()),                # the split (split:test) or benchmark file the queries came from
+    _f("method", pa.string(), False),         # greedy / majority / weighted-vote / prm-best-of-n / self-select
+    _f("k", pa.int32(), False),               # samples the method chose among (1 for greedy)
+    _f("group_by", pa.string(), False),       # 'all', or the field of a breakdown: question_type, metadata.task ...
+    _f("group_value", pa.string(), False),
+    _f("n_queries", pa.int64()),
+    _f("n_correct", pa.int64()),
+    _f("accuracy", pa.float64()),             # null: the method was skipped (see note)
+    _f("note", pa.string()),                  # why a method was skipped
+    _f("n_samples", pa.int32()),              # samples per query (N)
+    _f("temperature", pa.float32()),
+    _f("seed", pa.int64()),
+    _f("prm", pa.string()),                   # the PRM that scored the samples (folder@training id)
+    _f("created_at", _ts),
+])
+
+PSEUDO_LABELS = pa.schema([                   # one row per unlabelled query sampled in an iteration (docs/unlabeled.md)
+    _f("run_id", pa.string(), False),
+    _f("iteration", pa.int32(), False),
+    _f("query_id", pa.string(), False),
+    _f("label", pa.string()),                 # the pseudo-label (null: no sample gave an answer)
+    _f("labeller", pa.string(), False),       # weighted_vote (PRM-weighted) / majority (no PRM scores) / oracle
+    _f("vote_share", pa.float64()),           # the label's share of the (PRM-weighted) votes
+    _f("n_votes", pa.int64()),                # samples whose answer is the label
+    _f("n_samples", pa.int64()),              # samples that gave an answer
+    _f("n_scored", pa.int64()),               # of those, samples with a PRM score
+    _f("label_correct", pa.bool_()),          # the label against the held-aside true answer (null: none held)
+    _f("rollouts_version", pa.int64()),       # the pinned rollouts version the vote was read from
+    _f("created_at", _ts),
+])
+
+# The run leases (store/lease.py): an append-only log of claim / heartbeat / release events, one process per
+# run id. Written by store/lease.py alone, never through Store.append (no compaction: the log's commit order
+# decides who holds a run). `mstar sql "select * from leases"` shows who held what.
+LEASES = pa.schema([
+    _f("run_id", pa.string(), False),
+    _f("holder", pa.string(), False),         # a random id per process and run
+    _f("event", pa.string(), False),          # claim / heartbeat / release
+    _f("host", pa.string()),
+    _f("pid", pa.int64()),
+    _f("at", pa.float64(), False),            # the writer's clock, seconds since the epoch
+    _f("ttl_s", pa.float64()),                # the holder's expiry: no heartbeat for this long frees the run
+    _f("by", pa.string()),                    # who wrote a release (another holder when its pid was gone)
+    _f("note", pa.string()),
+])
+
 TABLES: dict[str, pa.Schema] = {
     "queries": QUERIES,
     "images": IMAGES,
@@ -187,6 +241,9 @@ TABLES: dict[str, pa.Schema] = {
     "jobs": JOBS,
     "train_log": TRAIN_LOG,
     "prm_evals": PRM_EVALS,
+    "pseudo_labels": PSEUDO_LABELS,
+    "evals": EVALS,
+    "leases": LEASES,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -199,6 +256,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "jobs": ("job_id",),
     "train_log": ("run_id", "iteration", "step"),
     "prm_evals": ("prm", "run_id", "iteration", "stage", "split", "aggregate"),
+    "pseudo_labels": ("run_id", "iteration", "query_id"),
+    "evals": ("eval_id", "method", "k", "group_by", "group_value"),
+    "leases": ("run_id", "holder", "event", "at"),
 }
 
 

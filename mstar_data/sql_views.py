@@ -97,6 +97,13 @@ def load_sql_files(directory: Path | None = None) -> dict[str, SqlFile]:
         defaults = {m.group(1): parse_value(m.group(2))
                     for m in map(_DEFAULT.match, (ln.strip() for ln in text.splitlines())) if m}
         files[path.stem] = SqlFile(path.stem, path, text.strip().rstrip(";"), params, defaults)
+    # A view built on other views needs their parameters too (and takes their defaults), so it is created only
+    # when they can be, and a missing value is named rather than reported as a missing view.
+    for name, f in files.items():
+        for used in sorted(views_used(f.text, files) - {name}):
+            u = files[used]
+            f.params += [p for p in u.params if p not in f.params]
+            f.defaults = {**u.defaults, **f.defaults}
     return files
 
 
@@ -139,10 +146,16 @@ def connect(store, params: dict[str, object] | None = None, versions: dict[str, 
         if name == "rollouts" and offsets:
             ds = _with_row_offset(ds)
         blobs = blob_columns(schema)
-        if blobs:
+        # A version pinned before a column was added (a training set tagged by an older mstar) lacks it: the
+        # view gives it as NULLs, so today's views read old versions (the open table itself was migrated).
+        missing = [f for f in schema if f.name not in ds.schema.names and f.name not in blobs]
+        if blobs or missing:
             con.register(f"_lance_{name}", ds)
-            cols = ", ".join(f.name for f in schema if f.name not in blobs)
-            con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM _lance_{name}")
+            cols = [f.name for f in schema if f.name not in blobs and f not in missing]
+            cols += [f"CAST(NULL AS {_duckdb_type(f)}) AS {f.name}" for f in missing]
+            if name == "rollouts" and offsets:
+                cols.append(ROW_OFFSET)
+            con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(cols)} FROM _lance_{name}")
         else:
             con.register(name, ds)
     # Views may build on other views: create in rounds until nothing more can be created.
@@ -163,6 +176,12 @@ def connect(store, params: dict[str, object] | None = None, versions: dict[str, 
         for name in done:
             pending.pop(name)
     return con
+
+
+def _duckdb_type(field: pa.Field) -> str:
+    import duckdb
+
+    return str(duckdb.from_arrow(pa.table({field.name: pa.array([], field.type)})).types[0])
 
 
 def _with_row_offset(ds):

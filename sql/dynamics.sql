@@ -3,7 +3,9 @@
 -- sample_idx. Reward-Pass@2: a correct response among the two samples the PRM ranks highest (ties broken by
 -- rollout_id; NULL without PRM scores). Reflection: the share of samples flagged rollouts.reflection when they
 -- were written. One hash aggregation over narrow columns (top-N aggregates, no sort): the response text is
--- never read.
+-- never read. Where the run mixed in unlabelled queries, every row of an iteration also carries that
+-- iteration's pseudo-label quality (sql/pseudo_label_accuracy.sql: how many, labelled share, accuracy against
+-- the held-aside answers); unlabelled rollouts have no gold verdict, so nothing else counts them.
 -- param k = 4
 WITH per_query AS (
     SELECT run_id, iteration, stage, query_id,
@@ -18,18 +20,23 @@ WITH per_query AS (
     FROM rollouts
     WHERE correct IS NOT NULL
     GROUP BY ALL
+),
+stages AS (
+    SELECT run_id, iteration, stage,
+           count(*)                          AS n_queries,
+           avg(greedy)                       AS greedy_acc,
+           $k                                AS k,
+           avg(pass_k)                       AS pass_at_k,
+           avg(pass_k) - avg(greedy)         AS pass_at_k_minus_greedy,
+           avg(reward_pass_2)                AS reward_pass_at_2,
+           avg(sample_acc)                   AS sample_acc,
+           avg(mean_len)                     AS mean_len,
+           avg(reflection)                   AS reflection_share,
+           max(temperature)                  AS temperature
+    FROM per_query
+    GROUP BY ALL
 )
-SELECT run_id, iteration, stage,
-       count(*)                          AS n_queries,
-       avg(greedy)                       AS greedy_acc,
-       $k                                AS k,
-       avg(pass_k)                       AS pass_at_k,
-       avg(pass_k) - avg(greedy)         AS pass_at_k_minus_greedy,
-       avg(reward_pass_2)                AS reward_pass_at_2,
-       avg(sample_acc)                   AS sample_acc,
-       avg(mean_len)                     AS mean_len,
-       avg(reflection)                   AS reflection_share,
-       max(temperature)                  AS temperature
-FROM per_query
-GROUP BY ALL
+SELECT s.*, p.n_unlabeled, p.pseudo_label_coverage, p.pseudo_label_acc
+FROM stages AS s
+LEFT JOIN pseudo_label_accuracy AS p USING (run_id, iteration)
 ORDER BY run_id, iteration, stage

@@ -2,6 +2,7 @@
 -- with no PRM scores at all, are broken by md5(rollout_id:$seed): K correct responses at random, reproducibly.
 -- One top-N aggregation per query over narrow columns carries each winner's row offset; `_text_row` is
 -- replaced by the response of just those rows after the query (late materialisation, sql_views.py).
+-- An unlabelled query has no gold verdict: its responses count as correct by pseudo_correct (docs/unlabeled.md).
 -- param stage = 'explore'
 -- param k = 2
 -- param seed = 0
@@ -12,7 +13,7 @@ WITH picked AS (
                    'tie': md5(rollout_id || ':' || $seed)}, $k) AS picks
     FROM rollouts
     WHERE run_id = $run AND iteration = $iteration AND stage = $stage
-      AND correct = true AND format_ok = true
+      AND coalesce(correct, pseudo_correct) = true AND format_ok = true
     GROUP BY query_id
 )
 SELECT p.rollout_id, query_id, rank, p.prm_score, p.row AS _text_row, p.n_tokens

@@ -48,12 +48,13 @@ def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, art
         log("2. bootstrap the tiny policy on the seed CoT subset (the stand-in for a base model + warm-up)")
         b = run_bootstrap(store, BootstrapConfig(out=str(base)), progress=progress)
         log(f"   {b.steps} steps, held-out greedy accuracy {b.accuracy:.1%}")
-    overrides = [f"run.base_policy='{base}'", f"data.iterations={iterations}"]
+    # recipe paths are relative to the artifacts root (loop/validate.py: resolve_path)
+    overrides = ["run.base_policy='policies/base'", f"data.iterations={iterations}"]
     recipe, _ = load_recipe("demo.toml", overrides)
     built = None
     if prm:
         built = demo_prm(store, recipe, str(base), root / "policies" / "prm", progress=progress, log=log)
-        overrides.append(f"prm.path='{built.path}'")
+        overrides.append("prm.path='policies/prm'")
     log(f"{4 if prm else 3}. self-evolve (recipes/demo.toml{', PRM top-2 and Reward-Pass@2 search' if prm else ''})")
     recipe, _ = load_recipe("demo.toml", overrides)
     result = Evolve(store, recipe, artifacts=str(root), progress=progress, log=log).run_all()

@@ -29,7 +29,7 @@ from mstar_data.loop.runs import LoopResult, record_run
 from mstar_data.sampling.generate import GenerateConfig, run_generate
 from mstar_data.sql_views import run_read_only
 from mstar_data.store.predicates import equals, literal, queries_where
-from mstar_data.select.trainset import pin_trainset, trainset_examples
+from mstar_data.select.trainset import pin_trainset, trainset_examples, trainset_params
 
 
 def _load_engine(backend: str, policy: str):
@@ -65,6 +65,7 @@ class LoopParts:
     load_prm: Callable = _load_prm          # (path) -> PRM model (release: dropped)
     score: Callable = _score                # (store, ScoreConfig, prm, progress) -> ScoreResult
     train: Callable = _train                # (store, examples, **train_iteration kwargs) -> TrainResult
+    check_models: bool = True               # the preflight looks for the model folders and backend (fakes: no)
 
 
 EvolveResult = LoopResult
@@ -75,10 +76,17 @@ class Evolve:
                  progress=None, log=lambda msg: None):
         from mstar_data.artifacts import checkpoints_dir
 
-        self.store, self.r, self.progress, self.log = store, recipe, progress, log
+        from mstar_data.loop.validate import with_resolved_paths
+
+        self.store, self.progress, self.log = store, progress, log
+        # The run record keeps the recipe as given; the loop uses its model paths resolved (relative ones
+        # against the artifacts root).
+        self.given, self.artifacts = recipe, artifacts
+        self.r = with_resolved_paths(recipe, store.uri, artifacts)
         self.parts = parts or LoopParts()
         self.run = recipe.run.id
         self.root = checkpoints_dir(store.uri, artifacts)
+        self.lease = None
         where = queries_where(dataset=recipe.data.dataset)
         self.train_ids = [q["query_id"] for q in select_queries(store, split=recipe.data.train_split, where=where,
                                                                 limit=recipe.data.train_limit)]
@@ -88,6 +96,17 @@ class Evolve:
             raise MstarError(f"recipe data.train_split '{recipe.data.train_split}': no queries in {store.uri}")
         if not self.val_ids:
             raise MstarError(f"recipe data.val_split '{recipe.data.val_split}': no queries in {store.uri}")
+        from mstar_data.loop.unlabeled import UnlabeledMix
+
+        self.unlabeled = UnlabeledMix(store, recipe)  # checks the unlabelled pool before anything is written
+        # A store from an older release gains the tables and columns added since (pseudo_labels, pseudo_correct)
+        # as nulls: the views the preflight EXPLAINs read them.
+        store.init()
+        from mstar_data.loop.validate import preflight
+
+        # Every check of `mstar validate` before the first step (and before torch is imported just below): a
+        # misspelled view or a missing model folder fails here, not after the sampling.
+        preflight(store, recipe, artifacts=artifacts, models=self.parts.check_models)
         self.one_model = self._one_model(recipe.run.memory_plan)
         self._engine, self._engine_policy = None, None
         self._prm = None
@@ -172,19 +191,18 @@ class Evolve:
                                          f"and iteration = {int(iteration)} and stage = 'val'", {"k": self.r.eval.k})
         return rows.to_pylist()[0]
 
-    def search_temperature(self, policy: str, iteration: int, current: float) -> tuple[float, list[dict]]:
+    def search_temperature(self, policy: str, iteration: int, current: float) -> tuple[float, dict]:
+        """Sample the grid on val, then keep `current` unless a T beats it beyond the noise (loop/temperature.py).
+        Returns the T and the search's record (every T's value, gain and interval) for the iterations row."""
+        from mstar_data.loop.temperature import sweep_choice
+
         t = self.r.temperature
         for i, temp in enumerate(self.r.temperature_grid()):
             self.generate(policy, iteration=iteration, stage="temp-sweep", query_ids=self.val_ids, n=t.n,
                           temperature=temp, offset=i * t.n)
         self.score(iteration, "temp-sweep")
-        rows = run_read_only(self.store, "select * from temperature_sweep",
-                             {"run": self.run, "iteration": iteration, "k": self.r.eval.k}).to_pylist()
-        # M-STAR picks by Reward-Pass@2; without a PRM, by Pass@K. Ties go to the T closest to the current one.
-        key = "reward_pass_at_2" if self.r.prm.path and any(r["reward_pass_at_2"] is not None for r in rows) \
-            else "pass_at_k"
-        best = max(rows, key=lambda r: (r[key] or 0.0, -abs(r["temperature"] - current)))
-        return round(float(best["temperature"]), 4), rows
+        choice = sweep_choice(self.store, self.r, iteration, current)
+        return choice.temperature, choice.record()
 
     def done_iterations(self) -> dict[int, dict]:
         rows = self.store.dataset("iterations").to_table(filter=equals("run_id", self.run)).to_pylist()
@@ -202,15 +220,18 @@ class Evolve:
         return row
 
     def record_run(self) -> None:
-        record_run(self.store, self.r)
+        record_run(self.store, self.given)
 
     # -- the recipe -------------------------------------------------------------------------------
     def run_all(self) -> EvolveResult:
-        try:
-            return self._run_all()
-        finally:
-            self.release_engine()
-            self.release_prm()
+        from mstar_data.store.lease import RunLease
+
+        with RunLease(self.store, self.run) as self.lease:  # one process per run id
+            try:
+                return self._run_all()
+            finally:
+                self.release_engine()
+                self.release_prm()
 
     def _run_all(self) -> EvolveResult:
         t0 = time.perf_counter()
@@ -225,29 +246,44 @@ class Evolve:
             done[0] = self.record(0, policy_in=base, policy_out=base, temperature=temperature, metrics=metrics,
                                   timings={"measure_s": time.perf_counter() - t})
         self.log(f"iteration 0 (base): greedy {done[0]['greedy_acc']:.1%}")
+        if self.unlabeled.queries:
+            self.log(self.unlabeled.describe())
         train_cfg = r.train.model_copy(update={"seed": r.run.seed})
         for it in range(1, r.data.iterations + 1):
             if it in done:
                 policy, temperature = done[it]["policy_out"], done[it]["temperature"]
                 continue
+            self.lease.check()  # stop if another process took the run over while this one stalled
             timings: dict[str, float] = {}
             t = time.perf_counter()
+            sweep = None
             if r.temperature.search_every and (it - 1) % r.temperature.search_every == 0:
                 temperature, sweep = self.search_temperature(policy, it, temperature)
                 timings["temp_search_s"] = time.perf_counter() - t
-                self.log(f"iteration {it}: temperature search picked T={temperature}")
+                self.log(f"iteration {it}: temperature search {'moved to' if sweep['moved'] else 'kept'} "
+                         f"T={temperature}")
             t = time.perf_counter()
-            self.generate(policy, iteration=it, stage="explore", query_ids=self.interval(it), n=r.sample.n,
+            labelled = self.interval(it)
+            unlabelled = self.unlabeled.sample(it, len(labelled))  # none before data.unlabeled_start
+            self.generate(policy, iteration=it, stage="explore", query_ids=labelled + unlabelled, n=r.sample.n,
                           temperature=temperature)
             timings["explore_s"] = time.perf_counter() - t
             t = time.perf_counter()
             # top-K ranks correct responses, and only where a query has more than K of them
             self.score(it, "explore", correct_only=True, more_than=r.select.k)
+            if unlabelled:  # the weighted vote weighs every unlabelled sample by its PRM score
+                self.score(it, "explore", unjudged_only=True)
             timings["prm_s"] = time.perf_counter() - t
+            if unlabelled:  # pseudo-label them at a pinned version, then judge their rollouts against the labels
+                t = time.perf_counter()
+                pseudo = self.unlabeled.pseudo_label(it, unlabelled)
+                timings["pseudo_label_s"] = time.perf_counter() - t
+                acc = "-" if pseudo["label_acc"] is None else f"{pseudo['label_acc']:.0%}"
+                self.log(f"iteration {it}: {pseudo['queries']} unlabelled queries, {pseudo['labelled']} labelled by "
+                         f"{pseudo['labeller']} (accuracy {acc}), {pseudo['pseudo_correct']} responses agree")
             t = time.perf_counter()
             version, tag = pin_trainset(self.store, self.run, it)
-            params = {"k": r.select.k, "alpha": r.select.alpha, "seed": r.run.seed + it,
-                      "correct_only": r.select.correct_only}
+            params = trainset_params(r.model_dump(mode="json"), it)
             examples = trainset_examples(self.store, r.select.view, run=self.run, iteration=it, version=version,
                                          params=params)
             timings["select_s"] = time.perf_counter() - t
@@ -268,6 +304,8 @@ class Evolve:
             t = time.perf_counter()
             metrics = self.measure(policy_out, it, temperature)
             timings["measure_s"] = time.perf_counter() - t
+            if sweep is not None:
+                metrics["temperature_search"] = sweep
             done[it] = self.record(it, policy_in=policy, policy_out=policy_out, temperature=temperature,
                                    metrics=metrics, timings=timings, version=version, tag=tag, n_train=len(examples))
             self.log(f"iteration {it}: T={temperature} selected {len(examples)} greedy {metrics['greedy_acc']:.1%} "

@@ -63,9 +63,16 @@ class Grpo:
                  log=lambda msg: None):
         from mstar_data.artifacts import checkpoints_dir
 
-        self.store, self.r, self.progress, self.log = store, recipe, progress, log
+        from mstar_data.loop.validate import with_resolved_paths
+
+        self.store, self.progress, self.log = store, progress, log
+        # The run record keeps the recipe as given; the loop uses its base policy resolved (a relative one
+        # against the artifacts root).
+        self.given, self.artifacts = recipe, artifacts
+        self.r = with_resolved_paths(recipe, store.uri, artifacts)
         self.run = recipe.run.id
         self.root = checkpoints_dir(store.uri, artifacts)
+        self.lease = None
         where = queries_where(dataset=recipe.data.dataset)
         self.train = [q for q in select_queries(store, split=recipe.data.train_split, where=where,
                                                 limit=recipe.data.train_limit) if q["answer"] is not None]
@@ -286,8 +293,17 @@ class Grpo:
 
     # -- the recipe -------------------------------------------------------------------------------
     def run_all(self) -> GrpoResult:
+        from mstar_data.loop.validate import preflight
+        from mstar_data.store.lease import RunLease
+
+        # Every check of `mstar validate` first, then the run id's lease: one process per run.
+        preflight(self.store, self.given, artifacts=self.artifacts)
+        with RunLease(self.store, self.run) as self.lease:
+            return self._run_all()
+
+    def _run_all(self) -> GrpoResult:
         t0 = time.perf_counter()
-        record_run(self.store, self.r)
+        record_run(self.store, self.given)
         g = self.r.grpo
         try:
             done = self.setup()
@@ -296,6 +312,7 @@ class Grpo:
             if done:
                 self.log(f"resuming after step {done} ({step_checkpoint(self.root, self.run, done)})")
             for step in range(done + 1, g.steps + 1):
+                self.lease.check()  # stop if another process took the run over while this one stalled
                 adv = self.batch(step)
                 rows = self.optimise(step, self.examples(step, adv))
                 # The log rows go in before the checkpoint that covers them: after a crash the steps since the

@@ -11,26 +11,27 @@ from mstar_data.loop.recipe import recipe_diff, recipe_json
 from mstar_data.store.predicates import equals
 
 
-def check_base_policy(recipe) -> None:
-    """The recipe's starting model must be a model folder; say which key sets it."""
-    from pathlib import Path
-
-    path = Path(recipe.run.base_policy)
-    if not (path / "config.json").is_file():
-        raise MstarError(f"recipe run.base_policy '{path}': not a model folder (no config.json); set it with "
-                         f"--set run.base_policy=PATH (e.g. a folder from `mstar bootstrap-policy --out`)")
+def recorded(store, recipe) -> tuple[bool, str | None]:
+    """(is the run id recorded, why `recipe` may not run under it or None). Reads only."""
+    run = recipe.run.id
+    stored = store.dataset("runs").to_table(filter=equals("run_id", run)).to_pylist()
+    if not stored:
+        return False, None
+    diff = recipe_diff(stored[0]["recipe"], recipe)
+    if diff:
+        return True, (f"run '{run}' was recorded with a different recipe (differs in {', '.join(diff)}): "
+                      f"use another run id (--run-id) or the recorded settings "
+                      f"(mstar sql \"select recipe from runs where run_id = '{run}'\")")
+    return True, None
 
 
 def record_run(store, recipe) -> None:
     """Before any work: a new run id is recorded with its resolved recipe; a known one must match it."""
     run = recipe.run.id
-    stored = store.dataset("runs").to_table(filter=equals("run_id", run)).to_pylist()
-    if stored:
-        diff = recipe_diff(stored[0]["recipe"], recipe)
-        if diff:
-            raise MstarError(f"run '{run}' was recorded with a different recipe (differs in {', '.join(diff)}): "
-                             f"use another run id (--run-id) or the recorded settings "
-                             f"(mstar sql \"select recipe from runs where run_id = '{run}'\")")
+    known, problem = recorded(store, recipe)
+    if problem:
+        raise MstarError(problem)
+    if known:
         return
     store.append("runs", [{"run_id": run, "recipe": recipe_json(recipe), "created_at": datetime.now(timezone.utc),
                            "versions": json.dumps({i.name: i.version for i in store.info()})}],

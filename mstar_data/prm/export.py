@@ -4,9 +4,13 @@ One Parquet file with `prompt` (the user text), `completions` (the response's st
 step) and `images` (a list with the query's image, as Hugging Face `Image` structs {bytes, path}). The schema
 metadata carries the `datasets` features, so `load_dataset("parquet", data_files=...)` decodes the images.
 A dataset card (README.md) gives the rows, the provenance (store, run, Lance table versions) and the
-labelling settings, and `mstar_export.json` marks the folder as an export (mstar_data/outputs.py: `--out` into
-a folder that is not one is refused, and `--force` replaces only a previous export's own files). Written into
-a staging folder and moved into place with the marker last: no half-written export.
+labelling settings, and `mstar_export.json` marks the folder as an export. Written by the one export writer
+(mstar_data/export/writer.py, shared with `mstar export cot`): `--out` into a folder that is not an export is
+refused, `--force` replaces only a previous export's own files, and the folder appears whole or not at all.
+
+TRL removed its PRMTrainer and the stepwise-supervision dataset type in 1.14; the layout stays useful as a
+plain, self-describing record of step labels (to train a PRM with another trainer, e.g. a token-classification
+head on the step separators, or to audit the Monte-Carlo labels), and `mstar prm train` trains on the same rows.
 """
 
 from __future__ import annotations
@@ -17,15 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mstar_data.errors import MstarError
+from mstar_data.export.writer import (DATA_FILE, IMAGE, card_front_matter, check_export_folder,
+                                      parquet_table, write_export, write_parquet)
 from mstar_data.inputs import query_inputs
-from mstar_data.outputs import check_out_folder, publish_folder, staging_folder
 from mstar_data.sql_views import run_view
 from mstar_data.store.predicates import jobs_of
 
-IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 SCHEMA = pa.schema([("prompt", pa.string()), ("completions", pa.list_(pa.string())),
                     ("labels", pa.list_(pa.bool_())), ("images", pa.list_(IMAGE)),
                     ("rollout_id", pa.string()), ("query_id", pa.string())])
@@ -35,8 +38,6 @@ FEATURES = {"prompt": {"dtype": "string", "_type": "Value"},
             "images": [{"_type": "Image"}],
             "rollout_id": {"dtype": "string", "_type": "Value"},
             "query_id": {"dtype": "string", "_type": "Value"}}
-DATA_FILE = "data/train-00000-of-00001.parquet"
-MARKER = "mstar_export.json"
 
 
 @dataclass
@@ -65,30 +66,30 @@ def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", la
         raise MstarError(f"--label '{label}': expected hard or soft")
     if not 0.0 <= threshold <= 1.0:
         raise MstarError(f"--threshold {threshold}: expected a number in [0, 1]")
-    out = check_out_folder(out, marker=MARKER, kind="prm export", force=force)
+    out = check_export_folder(out, force=force)
     versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
     rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split).to_pylist()
     if not rows:
         raise MstarError(f"run '{run}' has no step-labelled responses on {split} queries: run `mstar prm label` first")
     inputs = query_inputs(store, (r["query_id"] for r in rows))
     labels = [list(r["hard_labels"]) if label == "hard" else [y >= threshold for y in r["soft_labels"]] for r in rows]
-    table = pa.table({
+    table = parquet_table({
         "prompt": [inputs[r["query_id"]].prompt for r in rows],
         "completions": [r["steps"] for r in rows],
         "labels": labels,
         "images": [[{"bytes": inputs[r["query_id"]].image, "path": None}] for r in rows],
         "rollout_id": [r["rollout_id"] for r in rows],
         "query_id": [r["query_id"] for r in rows],
-    }, schema=SCHEMA.with_metadata({"huggingface": json.dumps({"info": {"features": FEATURES}})}))
+    }, SCHEMA, FEATURES)
     result = ExportResult(str(out), table.num_rows, sum(len(x) for x in labels), sum(sum(x) for x in labels))
-    partial = staging_folder(out)
-    (partial / DATA_FILE).parent.mkdir(parents=True)
-    pq.write_table(table, partial / DATA_FILE)
-    (partial / "README.md").write_text(dataset_card(store, result, run=run, split=split, label=label,
-                                                    threshold=threshold, versions=versions))
-    (partial / MARKER).write_text(json.dumps({"kind": "prm-export", "format": "trl", "run": run, "split": split,
-                                              "label": label, "rows": result.rows, "versions": versions}))
-    publish_folder(partial, out, MARKER)
+    card = dataset_card(store, result, run=run, split=split, label=label, threshold=threshold, versions=versions)
+
+    def write(partial):
+        write_parquet(partial, table)
+        (partial / "README.md").write_text(card)
+
+    write_export(out, marker={"kind": "prm-export", "format": "trl", "run": run, "split": split, "label": label,
+                              "rows": result.rows, "versions": versions}, write=write)
     return result
 
 
@@ -97,19 +98,7 @@ def dataset_card(store, r: ExportResult, *, run: str, split: str, label: str, th
     settings = labelling_settings(store, run)
     rule = ("hard: a step is good when at least one Monte-Carlo continuation from it reached the right answer"
             if label == "hard" else f"soft: a step is good when at least {threshold:.0%} of its continuations did")
-    lines = [
-        "---",
-        "configs:",
-        "- config_name: default",
-        "  data_files:",
-        "  - split: train",
-        f"    path: {DATA_FILE}",
-        "tags:",
-        "- process-reward-model",
-        "- stepwise-supervision",
-        "- mstar",
-        "---",
-        "",
+    lines = card_front_matter(["process-reward-model", "stepwise-supervision", "mstar"]) + [
         f"# Step-labelled responses of run `{run}` (TRL stepwise supervision)",
         "",
         f"- rows: {r.rows} responses, {r.steps} labelled steps, {r.good_steps} of them good "

@@ -37,6 +37,8 @@ class ScoreConfig(BaseModel):
     more_than: int | None = Field(None, ge=1, description="With correct_only: only queries with more than this many "
                                   "(top-K takes every correct response of the others, so needs no ranking).")
     sampled_only: bool = Field(False, description="Only rollouts sampled at T > 0 (all Reward-Pass@2 reads).")
+    unjudged_only: bool = Field(False, description="Only rollouts without a gold verdict (unlabelled queries: "
+                                "their weighted vote reads every sample's score).")
     batch_size: int = Field(32, ge=1)
     flush_rows: int = Field(2048, ge=1)
 
@@ -55,7 +57,7 @@ class ScoreResult:
 
 def score_scope(cfg: ScoreConfig) -> str:
     return rollouts_to_score(cfg.run, cfg.iteration, cfg.stage, correct_only=cfg.correct_only,
-                             sampled_only=cfg.sampled_only)
+                             sampled_only=cfg.sampled_only, unjudged_only=cfg.unjudged_only)
 
 
 UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_(pa.float32())),

@@ -46,6 +46,7 @@ class Planned:
     prefix: str = ""                 # an assistant-turn prefix to continue (MC step labelling)
     parent_rollout_id: str | None = None
     prefix_steps: int | None = None
+    prompt: str | None = None        # the whole user text, when it is not the query's own (eval self-select)
 
 
 @dataclass
@@ -68,10 +69,14 @@ class Plan:
         return Plan(self.context, self.todo[i::n], 0, self.scope)
 
 
+def query_prompt(q: dict, variant: str) -> str:
+    """The user text a query is asked with under a prompt variant."""
+    return build_prompt(q["question"], q["choices"], variant=variant, answer=q["answer"], hint=q.get("hint"),
+                        answer_type=q.get("answer_type"), precision=q.get("precision"))
+
+
 def request(p: Planned, ctx: RolloutContext, image: bytes | None) -> SampleRequest:
-    q = p.query
-    prompt = build_prompt(q["question"], q["choices"], variant=ctx.prompt_variant, answer=q["answer"],
-                          hint=q.get("hint"), answer_type=q.get("answer_type"), precision=q.get("precision"))
+    prompt = p.prompt if p.prompt is not None else query_prompt(p.query, ctx.prompt_variant)
     return SampleRequest(p.rollout_id, prompt, image, ctx.temperature, p.seed, ctx.max_new_tokens, prefix=p.prefix)
 
 

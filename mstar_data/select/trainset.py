@@ -30,6 +30,16 @@ def pin_trainset(store, run: str, iteration: int) -> tuple[int, str]:
     return ds.version, tag
 
 
+def trainset_params(recipe: dict, iteration: int) -> dict:
+    """The view parameters an iteration's training set is built with, from a resolved recipe as JSON (what
+    `runs.recipe` holds): the loop binds them, and `mstar export cot` rebuilds the same rows with them. A key
+    a recorded recipe lacks is left out, so the view's own default applies."""
+    s = recipe.get("select", {})
+    params = {"k": s.get("k"), "alpha": s.get("alpha"), "seed": recipe["run"]["seed"] + iteration,
+              "correct_only": s.get("correct_only"), "refine_k": s.get("refine_k"), "select_k": s.get("select_k")}
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def trainset_examples(store, view: str, *, run: str, iteration: int, version: int | None = None,
                       params: dict | None = None) -> list[SFTExample]:
     if view not in load_sql_files():
@@ -39,4 +49,13 @@ def trainset_examples(store, view: str, *, run: str, iteration: int, version: in
     if not rows:
         return []
     inputs = query_inputs(store, (r["query_id"] for r in rows))
+    if "kind" in rows[0]:  # a reflection view (sql/trainset_r3v.sql): the row says how to word the example
+        from mstar_data.select.r3v import example_text
+
+        examples = []
+        for r in rows:
+            q = inputs[r["query_id"]]
+            prompt, target = example_text(r, q.prompt)
+            examples.append(SFTExample(prompt, q.image, target))
+        return examples
     return [SFTExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["response"]) for r in rows]

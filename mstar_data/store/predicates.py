@@ -42,12 +42,19 @@ def queries_where(split: str | None = None, dataset: str | None = None, with_ref
 
 
 def rollouts_to_score(run: str, iteration: int | None, stage: str | None, *, correct_only: bool,
-                      sampled_only: bool) -> str:
-    """What `prm score` reads: a run's rollouts (every stage but the MC continuations unless one is named)."""
+                      sampled_only: bool, unjudged_only: bool = False) -> str:
+    """What `prm score` reads: a run's rollouts (every stage but the MC continuations unless one is named).
+    `unjudged_only`: those without a gold verdict (unlabelled queries, whose weighted vote weighs them all)."""
     return all_of(run_scope(run, iteration, stage),
                   None if stage else "stage <> 'mc'",
                   "correct = true AND format_ok = true" if correct_only else None,
+                  "correct IS NULL" if unjudged_only else None,
                   "temperature > 0" if sampled_only else None)
+
+
+def unlabelled_to_judge(run: str, iteration: int, stage: str) -> str:
+    """Rollouts of one iteration with no gold verdict and no pseudo verdict yet (what pseudo-judging reads)."""
+    return all_of(run_scope(run, iteration, stage), "correct IS NULL", "pseudo_correct IS NULL")
 
 
 def judged_in(run: str, iteration: int, stage: str) -> str:

@@ -57,6 +57,7 @@ FOLDER_COMMANDS = {
     "bootstrap-policy": lambda out, store: ["bootstrap-policy", "--out", out, "--store", store],
     "prm train": lambda out, store: ["prm", "train", "--policy", "p", "--run", "r", "--out", out, "--store", store],
     "export prm": lambda out, store: ["export", "prm", "--run", "r", "--out", out, "--store", store],
+    "export cot": lambda out, store: ["export", "cot", "--run", "r", "--out", out, "--store", store],
 }
 
 

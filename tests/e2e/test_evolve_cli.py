@@ -10,8 +10,11 @@ from mstar_data.store import Store
 
 def test_a_missing_base_policy_names_the_recipe_key(cli, shapes_store):
     r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--store", shapes_store)
-    assert r.rc == 1 and "recipe run.base_policy 'policies/base': not a model folder" in r.err
-    assert "--set run.base_policy=PATH" in r.err
+    # a relative path resolves against the artifacts root (here the store's folder), and the error says so
+    assert r.rc == 1 and f"recipe run.base_policy 'policies/base' (-> {shapes_store}/policies/base): no such " \
+                         f"folder" in r.err
+    assert "--set run.base_policy=PATH (relative paths resolve against the artifacts root)" in r.err
+    assert "--policy" not in r.err and len(r.err.strip().splitlines()) == 1
 
 
 def test_print_config_shows_the_resolved_recipe(cli):
@@ -30,9 +33,10 @@ def test_a_changed_rerun_is_refused_naming_the_keys(cli, shapes_store, tmp_path)
     uri = str(tmp_path / "store")
     shutil.copytree(shapes_store, uri)
     s = Store(uri, create=False)
-    policy = tmp_path / "p"  # checked for a config.json only: the refusal comes before any model is loaded
+    policy = tmp_path / "p"  # checked for its files only: the refusal comes before any model is loaded
     policy.mkdir()
     (policy / "config.json").write_text("{}")
+    (policy / "model.safetensors").write_bytes(b"")
     Evolve(s, resolve_recipe("demo.toml", [f"run.base_policy='{policy}'"], smoke=True)).record_run()
     before = {i.name: i.version for i in s.info()}
     r = cli("evolve", "--recipe", "demo.toml", "--smoke", "--set", f"run.base_policy='{policy}'", "--set",

@@ -11,7 +11,7 @@ from mstar_data.store import Store
 from mstar_data.models.bootstrap import BootstrapConfig, run_bootstrap
 
 SHRINK = ["data.iterations=3", "data.interval=0.5", "data.val_limit=90", "sample.n=6", "temperature.search_every=0",
-          "eval.n=2", "train.epochs=4"]
+          "eval.n=2", "eval.k=2", "train.epochs=4"]
 
 
 @pytest.fixture(scope="module")

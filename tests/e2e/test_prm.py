@@ -140,3 +140,24 @@ def test_the_loop_ranks_and_searches_with_the_prm(prm_store, cli):
     assert len(its) == 3 and all(it["reward_pass_at_2"] is not None for it in its)
     scored = s.count("rollouts", "run_id = 'withprm' AND stage = 'temp-sweep' AND prm_score IS NOT NULL")
     assert scored == s.count("rollouts", "run_id = 'withprm' AND stage = 'temp-sweep'") > 0
+
+
+def test_eval_with_the_real_policy_and_prm_reports_all_five_methods(prm_store, cli, tmp_path):
+    from mstar_data.eval.policy import METHODS
+
+    s, policy, out = prm_store
+    args = ["eval", "--policy", policy, "--split", "val", "--limit", "6", "--n", "3", "--select-k", "2..3",
+            "--prm", out, "--max-new-tokens", "40", "--run", "ev", "--plot", tmp_path / "k.png", "--store", s.uri]
+    r = cli(*args)
+    assert r.rc == 0, r.err
+    rows = s.dataset("evals").to_table(filter="run_id = 'ev' AND group_by = 'all'").to_pylist()
+    main = {x["method"]: x for x in rows if x["k"] == {"greedy": 1, "self-select": 3}.get(x["method"], 3)}
+    assert set(main) == set(METHODS) and all(0.0 <= x["accuracy"] <= 1.0 for x in main.values())
+    assert all(m in r.out for m in METHODS) and "skipped" not in r.out
+    # the samples were scored by this PRM, and the picks are rows asked with the self-select prompt
+    scored = s.dataset("rollouts").to_table(filter="run_id = 'ev' AND stage = 'eval' AND temperature > 0").to_pylist()
+    assert len(scored) == 18 and all(x["prm"].startswith(out + "@") for x in scored)
+    assert s.count("rollouts", "run_id = 'ev' AND stage = 'eval-select' AND prompt_variant = 'self-select'") == 12
+    assert (tmp_path / "k.png").is_file()
+    again = cli(*args)
+    assert again.rc == 0 and "0 rollouts sampled, 0 evals rows written" in again.out

@@ -130,3 +130,21 @@ def test_dynamics(store_uri):
     assert m["mean_len"] == pytest.approx(30) and m["reflection_share"] == pytest.approx(.125)
     m5 = run_view(s, "dynamics", k=5).to_pylist()[0]
     assert m5["pass_at_k"] == pytest.approx(1.0)
+
+
+def test_a_version_pinned_before_a_column_existed_reads_it_as_nulls(store_uri):
+    """Training sets pinned by an older mstar lack columns added since (here pseudo_correct, which today's
+    views read): the pinned version still runs, with the column as NULLs."""
+    import lance
+    import pyarrow as pa
+
+    s = Store(store_uri)
+    s.append("rollouts", [_row("r", 1, "explore", "q1", i, c, p) for i, (c, p) in enumerate([(True, .9), (True, .2),
+                                                                                            (False, .8)])])
+    ds = lance.dataset(s.dataset("rollouts").uri)
+    ds.drop_columns(["pseudo_correct"])  # as an old store's version looked
+    old = ds.version
+    s.dataset("rollouts").add_columns(pa.schema([pa.field("pseudo_correct", pa.bool_())]))  # the upgrade
+    assert s.version("rollouts") > old
+    got = run_view(s, "trainset_top_k", versions={"rollouts": old}, run="r", iteration=1, k=1).to_pylist()
+    assert [(r["query_id"], r["response"]) for r in got] == [("q1", "q1 sample 0")]

@@ -19,7 +19,7 @@ from mstar_data.prompts import build_prompt
 from mstar_data.sampling.engine import Completion
 from mstar_data.store import Store
 
-SHRINK = ["data.iterations=3", "data.train_limit=40", "data.val_limit=12", "sample.n=3", "eval.n=2",
+SHRINK = ["data.iterations=3", "data.train_limit=40", "data.val_limit=12", "sample.n=3", "eval.n=2", "eval.k=2",
           "temperature.t_min=0.4", "temperature.t_max=1.0", "temperature.t_step=0.3", "temperature.n=2"]
 
 
@@ -111,7 +111,8 @@ def loop_store(shapes_store, tmp_path):
 
 def _parts(models: Models) -> LoopParts:
     return LoopParts(load_engine=lambda backend, policy: FakeEngine(models, policy),
-                     load_prm=lambda path: FakePrm(models, path), score=fake_score(models), train=fake_train(models))
+                     load_prm=lambda path: FakePrm(models, path), score=fake_score(models), train=fake_train(models),
+                     check_models=False)  # fake model paths: the preflight checks the views and data only
 
 
 def _recipe(*extra, smoke=False, run_id=None):
@@ -195,7 +196,8 @@ def test_a_partly_recorded_iteration_resumes_without_duplicates(loop_store):
         return real_train(*a, **kw)
 
     with pytest.raises(RuntimeError, match="node lost"):
-        Evolve(store, _recipe(), parts=LoopParts(parts.load_engine, parts.load_prm, parts.score, failing)).run_all()
+        Evolve(store, _recipe(), parts=LoopParts(parts.load_engine, parts.load_prm, parts.score, failing,
+                                                   check_models=False)).run_all()
     assert models.resident == 0  # released on the way out
     explore_2 = store.count("rollouts", "stage = 'explore' AND iteration = 2")
     assert explore_2 == 30
