@@ -60,16 +60,21 @@ def _print_dynamics(rows: list[dict], title: str) -> None:
 
     t = plain_table(title)
     # a run that mixed in unlabelled queries also shows its pseudo-label accuracy (docs/unlabeled.md)
-    pseudo = [json.loads(r["metrics"] or "{}").get("pseudo_label_acc") for r in rows]
+    metrics = [json.loads(r["metrics"] or "{}") for r in rows]
+    # Shown where the run has them: the faithful rate where the task has a step checker (docs/prm.md), the
+    # pseudo-label accuracy where it mixed in unlabelled queries (docs/unlabeled.md).
+    extra = [(name, key) for name, key in (("faithful", "faithful_rate"), ("steps true", "step_valid_rate"),
+                                           ("pseudo acc", "pseudo_label_acc"))
+             if any(m.get(key) is not None for m in metrics)]
     cols = ("iteration", "T", "greedy", "Pass@K", "Reward-Pass@2", "train set", "seconds")
-    for col in cols + (("pseudo acc",) if any(p is not None for p in pseudo) else ()):
+    for col in cols + tuple(name for name, _ in extra):
         t.add_column(col, justify="right")
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    for r, p in zip(rows, pseudo):
+    for r, m in zip(rows, metrics):
         secs = sum(json.loads(r["timings"] or "{}").values())
         values = (r["iteration"], f"{r['temperature']:.2f}", pct(r["greedy_acc"]),
                   f"{pct(r['pass_at_k'])} (K={r['k']})", pct(r["reward_pass_at_2"]), r["n_train"] or 0, f"{secs:.1f}")
-        t.add_row(*(cell(v) for v in values + ((pct(p),) if len(t.columns) > len(cols) else ())))
+        t.add_row(*(cell(v) for v in values + tuple(pct(m.get(key)) for _, key in extra)))
     console.print(t)
 
 
@@ -117,8 +122,9 @@ def dynamics(run: Annotated[str, typer.Option(help="Run id.")],
 def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
          n: Annotated[int, typer.Option(help="Examples of the embedded task to generate (70% train).")] = 2400,
          iterations: Annotated[int, typer.Option(help="Self-evolving iterations.")] = 4,
-         prm: Annotated[bool, typer.Option("--prm/--no-prm", help="Train a PRM from MC step labels and use it "
-                                                                 "for top-2 selection and the T search.")] = True) -> None:
+         prm: Annotated[bool, typer.Option("--prm/--no-prm", help="Train a PRM on the task's step-checker labels "
+                                                                 "and use it for top-2 selection and the T "
+                                                                 "search.")] = True) -> None:
     """The whole M-STAR recipe on the embedded default (tiny VLM, shapes task, local store, CPU)."""
     from mstar_data.loop.demo import run_demo
 
@@ -131,8 +137,11 @@ def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
 
         console.print(prm_eval_table(out.prm.evaluation))
     _print_dynamics(out.result.iterations, f"demo run {out.result.run}")
+    faithful = [out.result.metric("faithful_rate", at) for at in (0, -1)]
     summary("demo", [("held-out greedy accuracy before", f"{out.result.start_acc:.1%}"),
                      ("held-out greedy accuracy after", f"{out.result.final_acc:.1%}"),
+                     ("faithful rate before -> after (correct samples whose every step is true)",
+                      " -> ".join("-" if f is None else f"{f:.1%}" for f in faithful)),
                      ("dynamics plot", out.plot), ("seconds", f"{out.seconds:.0f}")])
     say("\nQueries worth trying on the store (they run as printed, in any shell):")
     for q in out.queries:

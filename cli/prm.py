@@ -10,12 +10,14 @@ from mstar_cli.generate import STAGES, Backend, _progress
 from mstar_cli.options import (ForceOpt, StoreOpt, build_config, cell, choice, console, open_store, plain_table,
                                summary, value)
 
-app = typer.Typer(help="Process reward model: Monte-Carlo step labels, training, step scoring, evaluation.",
+app = typer.Typer(help="Process reward model: step labels (Monte-Carlo, judge model or task checker), training, "
+                       "step scoring, evaluation.",
                   no_args_is_help=True)
 
 Stage = choice("Stage", *STAGES)
 Aggregate = choice("Aggregate", "min", "mean", "last")
 Label = choice("Label", "hard", "soft")
+Labeller = choice("Labeller", "mc", "judge", "task")
 PrmOpt = Annotated[str, typer.Option("--prm", help="PRM model folder (from `mstar prm train`).")]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id.")]
 AggOpt = Annotated[Aggregate, typer.Option(help="Response score from step scores: min, mean or last.")]
@@ -24,23 +26,35 @@ BatchOpt = Annotated[int, typer.Option(min=1, help="Examples per model call.")]
 
 
 @app.command()
-def label(policy: Annotated[str, typer.Option(help="Policy that continues the step prefixes.")], run: RunOpt,
+def label(run: RunOpt,
+          labeller: Annotated[Labeller, typer.Option(
+              help="mc: Monte-Carlo continuations with --policy; judge: --judge-model asked whether each step is "
+                   "correct; task: the task's own step checker (the truth, where the task has one).")] = "mc",
+          policy: Annotated[Optional[str], typer.Option(help="mc: the policy that continues the step prefixes.")] = None,
+          judge_model: Annotated[Optional[str], typer.Option(help="judge: the model that judges each step.")] = None,
           continuations: Annotated[int, typer.Option("--continuations", "--m", min=1,
-                                                     help="Continuations per step prefix (M; --m also works).")] = 8,
-          temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature of the continuations.")] = 1.0,
+                                                     help="mc: continuations per step prefix (M; --m also works).")] = 8,
+          temperature: Annotated[Optional[float], typer.Option(
+              min=0.0, help="Sampling temperature of the continuations (mc, default 1.0) or verdicts (judge, "
+                            "default 0: greedy).")] = None,
           iteration: Annotated[int, typer.Option(min=0, help="Iteration of the rollouts to label.")] = 0,
           stage: Annotated[Stage, typer.Option(help="Stage of the rollouts to label.")] = "explore",
           split: Annotated[Optional[str], typer.Option(help="Only rollouts of queries in this split.")] = None,
           shard: Annotated[Optional[str], typer.Option(help="Shard i of n of the source rollouts, e.g. 0/4.")] = None,
           limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first M source rollouts.")] = None,
           seed: SeedOpt = 0,
-          max_new_tokens: Annotated[int, typer.Option(min=1, help="Length cap of a continuation, in tokens.")] = 128,
+          max_new_tokens: Annotated[Optional[int], typer.Option(
+              min=1, help="Length cap of a continuation (mc, default 128) or a verdict (judge, default 8).")] = None,
           batch_size: BatchOpt = 64,
-          backend: Annotated[Backend, typer.Option(help="hf or vllm (lmdeploy cannot continue a prefix).")] = "hf",
+          backend: Annotated[Backend, typer.Option(help="hf or vllm (mc: lmdeploy cannot continue a prefix).")] = "hf",
           store: StoreOpt = None) -> None:
-    """Monte-Carlo step labels: M continuations from every step prefix, stored as stage-mc rollouts (resumable).
+    """Step labels for PRM training, kept per labeller (resumable: a rerun labels only what is missing).
 
-    Example: mstar prm label --policy policies/base --run r1 --continuations 8"""
+    Example: mstar prm label --run r1 --policy policies/base --continuations 8
+
+    Example: mstar prm label --run r1 --labeller task
+
+    Example: mstar prm label --run r1 --labeller judge --judge-model policies/judge --backend vllm"""
     from mstar_data.errors import MstarError
     from mstar_data.exec.shards import parse_shard
     from mstar_data.inputs import check_split
@@ -50,17 +64,28 @@ def label(policy: Annotated[str, typer.Option(help="Policy that continues the st
         shard_t = parse_shard(shard)
     except ValueError as e:
         raise MstarError(f"--shard: {e}") from e
-    cfg = build_config(LabelConfig, policy=policy, run=run, m=continuations, temperature=temperature,
+    kind = value(labeller)
+    if kind == "mc" and not policy:
+        raise MstarError("--policy: the mc labeller continues step prefixes with a policy; give its folder "
+                         "(or choose --labeller task or judge)")
+    if kind == "judge" and not judge_model:
+        raise MstarError("--judge-model: the judge labeller needs the model that judges the steps")
+    judging = kind == "judge"
+    cfg = build_config(LabelConfig, labeller=kind, policy=policy, judge_model=judge_model, run=run, m=continuations,
+                       temperature=temperature if temperature is not None else 0.0 if judging else 1.0,
                        iteration=iteration, stage=value(stage), split=split, shard=shard_t, limit=limit, seed=seed,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, backend=value(backend))
+                       max_new_tokens=max_new_tokens or (8 if judging else 128), batch_size=batch_size,
+                       backend=value(backend))
     s = open_store(store, create=False)
     check_split(s, split)
     with _progress() as progress:
         r = run_label(s, cfg, progress=progress)
-    summary(f"prm label run={run} iteration={iteration} stage={cfg.stage} -> {s.uri}", [
+    counts = {"mc": [("mc rollouts written", r.rollouts_written), ("mc rollouts reused", r.rollouts_reused),
+                     ("tokens", r.n_tokens)],
+              "judge": [("verdicts asked", r.rollouts_written), ("tokens", r.n_tokens)], "task": []}[kind]
+    summary(f"prm label ({kind}) run={run} iteration={iteration} stage={cfg.stage} -> {s.uri}", [
         ("responses", r.parents), ("step labels written", r.labels_written),
-        ("already labelled (skipped)", r.labels_skipped), ("mc rollouts written", r.rollouts_written),
-        ("mc rollouts reused", r.rollouts_reused), ("tokens", r.n_tokens), ("seconds", f"{r.wall_s:.1f}")])
+        ("already labelled (skipped)", r.labels_skipped), *counts, ("seconds", f"{r.wall_s:.1f}")])
     if r.parents == 0:
         raise MstarError(f"run '{run}' has no {cfg.stage} rollouts at iteration {iteration} to label: "
                          f"run `mstar generate --run {run}` first")
@@ -71,6 +96,7 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
           run: RunOpt,
           out: Annotated[str, typer.Option(help="Folder for the PRM checkpoint: new, empty, or a previous "
                                                 "PRM checkpoint (--force to retrain it).")],
+          labeller: Annotated[Labeller, typer.Option(help="Whose step labels it learns: mc, judge or task.")] = "mc",
           label: Annotated[Label, typer.Option(help="hard (any continuation correct) or soft (fraction).")] = "hard",
           split: Annotated[str, typer.Option(help="Queries whose labelled responses are trained on.")] = "train",
           lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW).")] = 5e-4,
@@ -90,7 +116,8 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
 
     # Checked before any work; a crashed training resumes from `<out>.steps/` (the folder itself is empty).
     folder = check_out_folder(out, marker=META, kind="PRM checkpoint", force=force)
-    cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), label=value(label), split=split,
+    cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), labeller=value(labeller), label=value(label),
+                       split=split,
                        lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
                        warmup_steps=warmup_steps, save_every=save_every, seed=seed)
     s = open_store(store, create=False)
@@ -98,7 +125,7 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
         retire_marker(folder, META)  # a finished checkpoint would otherwise be taken as already trained
     with _progress() as progress:
         r = train_prm(s, cfg, progress=progress)
-    summary(f"prm train run={run} ({cfg.label} labels)", [
+    summary(f"prm train run={run} ({cfg.label} {cfg.labeller} labels)", [
         ("responses", r.n_examples), ("steps", r.steps),
         ("resumed from step", r.resumed_from if r.resumed_from is not None else "-"),
         ("mean loss", f"{r.mean_loss:.4f}" if r.mean_loss is not None else "-"),
@@ -131,6 +158,8 @@ def evaluate(prm: PrmOpt, run: RunOpt,
              iteration: Annotated[int, typer.Option(min=0, help="Iteration of the N-sample rollouts.")] = 0,
              split: Annotated[str, typer.Option(help="Held-out queries for the step AUC.")] = "val",
              aggregate: AggOpt = "min", seed: Annotated[int, typer.Option(help="Seed of the random-2 baseline.")] = 0,
+             labeller: Annotated[Optional[Labeller], typer.Option(
+                 help="Whose held-out labels the step AUC is against (default: the labeller the PRM learnt).")] = None,
              store: StoreOpt = None) -> None:
     """Step AUC on held-out labels, and best-of-N / weighted vote / Reward-Pass@2 against majority and random-2.
 
@@ -138,7 +167,7 @@ def evaluate(prm: PrmOpt, run: RunOpt,
     from mstar_data.prm.evaluate import EvalConfig, run_eval
 
     cfg = build_config(EvalConfig, prm=prm, run=run, stage=value(stage), iteration=iteration, split=split,
-                       aggregate=value(aggregate), seed=seed)
+                       aggregate=value(aggregate), seed=seed, labeller=value(labeller))
     s = open_store(store, create=False)
     with _progress() as progress:
         row = run_eval(s, cfg, progress=progress)
@@ -152,13 +181,20 @@ def prm_eval_table(row: dict):
     t = plain_table(f"PRM {row['prm']} on run {row['run_id']} ({row['aggregate']} over steps)")
     for col in ("metric", "value"):
         t.add_column(col)
-    rows = [("step AUC", "-" if row["step_auc"] is None else f"{row['step_auc']:.3f}"),
+    def auc(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = [(f"step AUC ({row.get('labeller') or 'mc'} labels)", auc(row["step_auc"])),
             ("held-out steps (good)", f"{row['n_steps']} ({row['n_good_steps']})"),
+            ("step AUC against the truth (step checker)", auc(row.get("step_auc_truth"))),
+            ("checked steps", "-" if not row.get("n_checked_steps") else str(row["n_checked_steps"])),
             ("queries x samples", f"{row['n_queries']} x {row['n_samples']}")]
     rows += [(name, pct(row[key])) for key, name in [
         ("best_of_n", "best-of-N"), ("weighted_vote", "PRM-weighted vote"), ("majority_vote", "majority vote"),
         ("reward_pass_at_2", "Reward-Pass@2 (PRM top 2)"), ("random_2", "random 2"),
-        ("pass_at_n", "Pass@N (ceiling)"), ("sample_acc", "sample accuracy")]]
+        ("pass_at_n", "Pass@N (ceiling)"), ("sample_acc", "sample accuracy"),
+        ("top2_faithful", "faithful share of PRM top-2 correct picks"),
+        ("random2_faithful", "faithful share of 2 random correct picks")]]
     for name, v in rows:
         t.add_row(cell(name), cell(v))
     return t

@@ -63,8 +63,12 @@ def select_queries(store, *, split: str | None = None, query_ids: list[str] | No
     a predicate from mstar_data.store.predicates."""
     table = store.dataset("queries").to_table(columns=QUERY_COLUMNS + ["meta"],
                                               filter=all_of(None if split is None else equals("split", split), where))
-    hints = pa.array([benchmark_hint(m) for m in table.column("meta").to_pylist()], pa.string())
-    table = table.drop_columns(["meta"]).append_column("hint", hints)
+    from mstar_data.tasks.checkers import checker_spec
+
+    metas = table.column("meta").to_pylist()
+    hints = pa.array([benchmark_hint(m) for m in metas], pa.string())
+    checkers = pa.array([checker_spec(m) for m in metas], pa.string())  # the task's step checker, if any
+    table = table.drop_columns(["meta"]).append_column("hint", hints).append_column("checker", checkers)
     if query_ids is not None:
         table = table.filter(pc.is_in(table.column("query_id"), value_set=pa.array(query_ids, pa.string())))
     table = table.sort_by("query_id")

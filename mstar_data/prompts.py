@@ -61,3 +61,25 @@ def build_prompt(question: str, choices: list[str] | None = None, *, variant: st
         fmt = answer_format(answer_type, precision)
         return f"{body}\n{fmt + ' ' if fmt else ''}{COT_INSTRUCTION}"
     raise ValueError(f"unknown prompt variant '{variant}' (variants: {', '.join(ALL_VARIANTS)})")
+
+
+# `mstar prm label --labeller judge`: a model is asked whether one step of a solution is correct, seeing the
+# image, the question and the steps so far. Its answer must be the one word Yes or No (parse_step_verdict).
+STEP_JUDGE_INSTRUCTION = ("Is step {k} correct? Check it against the image and the steps before it. "
+                          "Answer with one word: Yes or No.")
+
+
+def step_judge_prompt(question: str, choices: list[str] | None, steps: list[str]) -> str:
+    """The judge's prompt for the last of `steps`."""
+    body = question.strip() + _options(question, choices)
+    shown = "\n\n".join(f"Step {i}: {s.strip()}" for i, s in enumerate(steps, 1))
+    return (f"{body}\n\nA solution, one step per paragraph:\n\n{shown}\n\n"
+            f"{STEP_JUDGE_INSTRUCTION.format(k=len(steps))}")
+
+
+def parse_step_verdict(text: str) -> bool | None:
+    """Yes -> True, No -> False (one word, any case, an optional full stop); anything else -> None (unread)."""
+    import re
+
+    m = re.fullmatch(r"\s*(yes|no)\s*\.?\s*", text or "", flags=re.IGNORECASE)
+    return None if m is None else m.group(1).lower() == "yes"

@@ -80,6 +80,9 @@ ROLLOUTS = pa.schema([
     # Unlabelled queries (correct stays null): the judge's verdict against the iteration's pseudo-label
     # (pseudo_labels.label); selection reads coalesce(correct, pseudo_correct). docs/unlabeled.md.
     _f("pseudo_correct", pa.bool_()),
+    # Tasks with a step checker (mstar_data/tasks/checkers.py): whether each step is true of the scene. The
+    # faithful-reasoning metric of the dynamics view and the `task` PRM labeller read it. docs/prm.md.
+    _f("steps_valid", pa.list_(pa.bool_())),
 ])
 
 STEP_LABELS = pa.schema([
@@ -91,6 +94,11 @@ STEP_LABELS = pa.schema([
     _f("hard_label", pa.bool_()),
     _f("run_id", pa.string()),
     _f("created_at", _ts),
+    # Added later (an older store reads NULL, which means mc). Who labelled the step: mc (Monte-Carlo
+    # continuations), judge (a model asked whether the step is correct; its words in `verdict`) or task (the
+    # task's step checker). Each labeller keeps its own labels of the same step.
+    _f("labeller", pa.string()),
+    _f("verdict", pa.string()),
 ])
 
 RUNS = pa.schema([
@@ -178,6 +186,14 @@ PRM_EVALS = pa.schema([                       # one row per PRM evaluation (`mst
     _f("pass_at_n", pa.float64()),
     _f("sample_acc", pa.float64()),
     _f("created_at", _ts),
+    # Added later: what the PRM was trained on, and how it does against the truth where the task has a step
+    # checker (rollouts.steps_valid): step AUC against true step validity, and the faithful share of its top-2
+    # correct picks against 2 random correct picks.
+    _f("labeller", pa.string()),
+    _f("step_auc_truth", pa.float64()),
+    _f("n_checked_steps", pa.int64()),
+    _f("top2_faithful", pa.float64()),
+    _f("random2_faithful", pa.float64()),
 ])
 
 EVALS = pa.schema([                           # `mstar eval`: one row per (evaluation, method, K, slice)
@@ -250,7 +266,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "queries": ("query_id",),
     "images": ("image_sha256",),
     "rollouts": ("rollout_id",),
-    "step_labels": ("rollout_id", "step_idx"),
+    "step_labels": ("rollout_id", "step_idx", "labeller"),
     "runs": ("run_id",),
     "iterations": ("run_id", "iteration"),
     "jobs": ("job_id",),
@@ -260,6 +276,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "evals": ("eval_id", "method", "k", "group_by", "group_value"),
     "leases": ("run_id", "holder", "event", "at"),
 }
+
+# What a key column added after the first release means where an older row reads NULL (store/tables.py).
+KEY_NULLS: dict[str, str] = {"labeller": "mc"}
 
 
 def blob_columns(schema: pa.Schema) -> list[str]:

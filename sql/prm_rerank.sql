@@ -7,6 +7,9 @@
 --   reward_pass_at_2 a correct sample among the PRM's top 2
 --   random_2         a correct sample among 2 drawn at random (seeded by md5(rollout_id:$seed))
 --   pass_at_n        any sample correct (the ceiling), and sample_acc the mean sample accuracy
+-- and, where the task has a step checker (rollouts.steps_valid), what M-STAR's top-2 selection trains on:
+--   top2_faithful    the share of faithful samples (every step true) among the PRM's top 2 correct samples
+--   random2_faithful the same among 2 correct samples drawn at random (the same seeded draw)
 -- param stage = 'eval'
 -- param iteration = 0
 -- param seed = 0
@@ -32,6 +35,18 @@ voted AS (
           FROM votes)
     GROUP BY query_id
 ),
+correct_checked AS (
+    SELECT coalesce(list_bool_and(steps_valid), false)::INT AS faithful,
+           row_number() OVER (PARTITION BY query_id ORDER BY prm_score DESC NULLS LAST, rollout_id) AS prm_rank,
+           row_number() OVER (PARTITION BY query_id ORDER BY md5(rollout_id || ':' || $seed)) AS rand_rank
+    FROM rollouts
+    WHERE run_id = $run AND iteration = $iteration AND stage = $stage AND correct AND steps_valid IS NOT NULL
+),
+faithful AS (
+    SELECT avg(faithful) FILTER (WHERE prm_rank <= 2)  AS top2_faithful,
+           avg(faithful) FILTER (WHERE rand_rank <= 2) AS random2_faithful
+    FROM correct_checked
+),
 per_query AS (
     SELECT query_id,
            max(ok) FILTER (WHERE prm_rank = 1)  AS best_ok,
@@ -53,5 +68,7 @@ SELECT count(*)                              AS n_queries,
        avg(rp2_ok)                           AS reward_pass_at_2,
        avg(rand2_ok)                         AS random_2,
        avg(any_ok)                           AS pass_at_n,
-       avg(sample_acc)                       AS sample_acc
-FROM per_query LEFT JOIN voted USING (query_id)
+       avg(sample_acc)                       AS sample_acc,
+       any_value(top2_faithful)              AS top2_faithful,
+       any_value(random2_faithful)           AS random2_faithful
+FROM per_query LEFT JOIN voted USING (query_id) CROSS JOIN faithful

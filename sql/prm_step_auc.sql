@@ -1,6 +1,8 @@
 -- Step-level AUC of a PRM: how well its step scores (rollouts.step_scores, written by `mstar prm score`)
--- rank the MC hard labels of run $run's $stage rollouts on $split queries (held out from PRM training). The
--- Mann-Whitney form: the chance a labelled-good step outscores a labelled-bad one, ties counting half.
+-- rank the $labeller hard labels of run $run's $stage rollouts on $split queries (held out from PRM training).
+-- The Mann-Whitney form: the chance a labelled-good step outscores a labelled-bad one, ties counting half.
+-- Against the truth rather than a labeller: sql/prm_step_auc_truth.sql.
+-- param labeller = 'mc'
 -- param split = 'val'
 -- param stage = 'eval'
 -- param iteration = 0
@@ -11,6 +13,7 @@ WITH steps AS (
     JOIN queries AS q USING (query_id)
     WHERE r.run_id = $run AND r.iteration = $iteration AND r.stage = $stage AND r.prm = $prm AND q.split = $split
       AND r.step_scores IS NOT NULL AND l.step_idx < len(r.step_scores)
+      AND coalesce(l.labeller, 'mc') = $labeller
 ),
 ranked AS (
     SELECT good, rank() OVER (ORDER BY score) + (count(*) OVER (PARTITION BY score) - 1) / 2.0 AS avg_rank

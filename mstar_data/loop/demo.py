@@ -15,7 +15,8 @@ QUERIES = [
     "where run_id = 'demo' order by 1",
     "select stage, iteration, count(*) as rollouts, avg(correct::int) as acc, avg(n_tokens) as len "
     "from rollouts where run_id = 'demo' group by all order by 2, 1",
-    "select query_id, response, step_scores, prm_score from rollouts where run_id = 'demo' and stage = 'explore' "
+    "select query_id, response, steps_valid, step_scores, prm_score from rollouts where run_id = 'demo' "
+    "and stage = 'explore' "
     "and prm_score is not null order by prm_score limit 5",
 ]
 
@@ -62,9 +63,11 @@ def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, art
     return DemoOutput(result, str(plot), time.perf_counter() - t0, QUERIES, built)
 
 
-# The demo's PRM, trimmed to fit the 5-minute budget: 2 responses on 160 train queries and 4 on 48 held-out
-# ones, M=4 continuations per step, 80 training steps (about 40 s in all on 2 CPU cores).
-DEMO_PRM = {"n_train_queries": 160, "n_eval_queries": 48, "n_train": 2, "n_eval": 4, "m": 4,
+# The demo's PRM: the best labeller the embedded task supports is its own step checker (`task`), which stands
+# in for a strong judge model or human step labels; Monte-Carlo labels (`mc`) measure the policy's value from a
+# prefix, and our tiny policy reaches the right answer whatever its steps say (docs/prm.md). Trimmed to fit
+# the demo's budget: 2 responses on 160 train queries and 4 on 48 held-out ones, 80 training steps.
+DEMO_PRM = {"labeller": "task", "n_train_queries": 160, "n_eval_queries": 48, "n_train": 2, "n_eval": 4, "m": 4,
             "train": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "warmup_steps": 5, "save_every": 1000}}
 
 
@@ -73,14 +76,24 @@ def demo_prm(store, recipe, base: str, out: Path, *, progress=None, log=print) -
     from mstar_data.prm.pipeline import build_prm
 
     d = DEMO_PRM
-    log(f"3. PRM: Monte-Carlo step labels of the bootstrap policy (M={d['m']}), then train and evaluate it")
+    log("3. PRM: the task's step checker labels the bootstrap policy's steps (standing in for a strong judge "
+        "model or human step labels), then train and evaluate it" if d["labeller"] == "task" else
+        f"3. PRM: Monte-Carlo step labels of the bootstrap policy (M={d['m']}), then train and evaluate it")
     train_ids = [q["query_id"] for q in select_queries(store, split="train", limit=d["n_train_queries"])]
     eval_ids = [q["query_id"] for q in select_queries(store, split="val", limit=d["n_eval_queries"])]
     built = build_prm(store, policy=base, run="demo-prm", out=str(out), train_ids=train_ids, eval_ids=eval_ids,
                       n_train=d["n_train"], n_eval=d["n_eval"], m=d["m"], temperature=recipe.sample.temperature,
-                      max_new_tokens=recipe.sample.max_new_tokens, train=d["train"], progress=progress)
+                      max_new_tokens=recipe.sample.max_new_tokens, train=d["train"], labeller=d["labeller"],
+                      progress=progress)
     e = built.evaluation
-    log(f"   {built.n_labels} step labels; held-out step AUC {e['step_auc']:.3f}; on {e['n_samples']} samples of "
+    truth = "-" if e.get("step_auc_truth") is None else f"{e['step_auc_truth']:.3f}"
+    log(f"   {built.n_labels} step labels; held-out step AUC {e['step_auc']:.3f} ({truth} against the truth); "
+        f"faithful share of top-2 correct picks {_pct(e.get('top2_faithful'))} vs random-2 "
+        f"{_pct(e.get('random2_faithful'))}; on {e['n_samples']} samples of "
         f"{e['n_queries']} queries: best-of-N {e['best_of_n']:.1%}, PRM vote {e['weighted_vote']:.1%}, "
         f"majority {e['majority_vote']:.1%}, Reward-Pass@2 {e['reward_pass_at_2']:.1%}, random-2 {e['random_2']:.1%}")
     return built
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"

@@ -53,3 +53,9 @@ class LoopResult:
     @property
     def final_acc(self) -> float | None:
         return self.iterations[-1]["greedy_acc"] if self.iterations else None
+
+    def metric(self, name: str, at: int = -1):
+        """A dynamics value of one measured iteration (first: 0, last: -1), from its `metrics` JSON."""
+        import json
+
+        return json.loads(self.iterations[at]["metrics"] or "{}").get(name) if self.iterations else None

@@ -1,4 +1,14 @@
-"""Monte-Carlo step labels (Math-Shepherd): how often the policy still reaches the right answer from each step.
+"""Step labels for PRM data, by one of three labellers (`mstar prm label --labeller mc|judge|task`):
+
+- mc (below): Monte-Carlo labels (Math-Shepherd), how often the policy still reaches the right answer from a
+  step. They measure the policy's value from a prefix, not whether the step is true.
+- judge (prm/label_judge.py): a model served by a sampling engine is asked, step by step, whether the step is
+  correct; its words are kept in `verdict`.
+- task (prm/label_task.py): the task's own step checker, where it has one (the truth, standing in for a strong
+  judge or human labels).
+Every label row records its labeller; each labeller keeps its own labels of the same step.
+
+Monte-Carlo labels in detail:
 
 For a source rollout with steps s1..sn and each step j < n, the policy continues the prefix s1..sj M times;
 soft_label = the fraction of continuations judged correct, hard_label = any was. The last step's label is
@@ -18,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,13 +44,17 @@ from mstar_data.store.predicates import equals, judged_in, run_scope
 class LabelConfig(BaseModel):
     """Options of `mstar prm label`."""
 
-    policy: str = Field(description="The policy that continues the step prefixes (warm-up/bootstrap policy).")
+    labeller: Literal["mc", "judge", "task"] = Field("mc", description="Who labels the steps.")
+    policy: str | None = Field(None, description="mc: the policy that continues the step prefixes (warm-up/"
+                               "bootstrap policy).")
+    judge_model: str | None = Field(None, description="judge: the model asked whether each step is correct.")
     run: str = Field(description="Run whose rollouts are labelled (and that the continuations belong to).")
     iteration: int = Field(0, ge=0, description="Iteration of the source rollouts.")
     stage: str = Field("explore", description="Stage of the source rollouts.")
     split: str | None = Field(None, description="Only rollouts of queries in this split.")
     m: int = Field(8, ge=1, description="Continuations per step prefix.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the continuations.")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature of the continuations (mc) or of the "
+                               "verdicts (judge; 0 is greedy).")
     shard: tuple[int, int] = Field((0, 1), description="Shard i of n of the source rollouts.")
     limit: int | None = Field(None, ge=1, description="Only the first M source rollouts (by id).")
     seed: int = Field(0)
@@ -81,15 +96,46 @@ def source_rollouts(store, cfg: LabelConfig) -> list[dict]:
 
 
 def _label(parent: str, step: int, n: int, k: int, run: str) -> dict:
+    """A Monte-Carlo label: k of n continuations from the step reached the right answer."""
     return {"rollout_id": parent, "step_idx": step, "n_rollouts": n, "n_correct": k,
-            "soft_label": k / n if n else 0.0, "hard_label": k > 0, "run_id": run,
+            "soft_label": k / n if n else 0.0, "hard_label": k > 0, "run_id": run, "labeller": "mc",
             "created_at": datetime.now(timezone.utc)}
+
+
+def verdict_label(parent: str, step: int, good: bool | None, run: str, labeller: str, *, asked: bool = True,
+                  verdict: str | None = None) -> dict:
+    """A judge or task label: the step is good, not, or (None) the judge's words could not be read. `asked`:
+    the judge was asked about this step (a step after a wrong one is labelled wrong without asking)."""
+    return {"rollout_id": parent, "step_idx": step, "n_rollouts": int(asked), "n_correct": int(bool(good)),
+            "soft_label": None if good is None else float(good), "hard_label": good, "run_id": run,
+            "labeller": labeller, "verdict": verdict, "created_at": datetime.now(timezone.utc)}
+
+
+def no_sources_error(cfg: LabelConfig) -> MstarError:
+    return MstarError(f"run '{cfg.run}' has no judged rollouts with steps at iteration {cfg.iteration}, stage "
+                      f"'{cfg.stage}'{f', split {cfg.split}' if cfg.split else ''}"
+                      f"{f', shard {cfg.shard[0]}/{cfg.shard[1]}' if cfg.shard != (0, 1) else ''}: "
+                      f"sample some with `mstar generate` first")
+
+
+def labelled_steps(store, cfg: LabelConfig, parents: dict) -> list[dict]:
+    """The stored labels of this labeller for these source rollouts."""
+    return [r for r in store.stored_keys("step_labels", where=equals("run_id", cfg.run)).to_pylist()
+            if r["rollout_id"] in parents and (r["labeller"] or "mc") == cfg.labeller]
 
 
 def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None) -> LabelResult:
     from mstar_data.exec.local import LocalExecutor
     from mstar_data.sampling.engines import load_engine
 
+    if cfg.labeller == "task":
+        from mstar_data.prm.label_task import run_task_label
+        return run_task_label(store, cfg, progress=progress)
+    if cfg.labeller == "judge":
+        from mstar_data.prm.label_judge import run_judge_label
+        return run_judge_label(store, cfg, engine=engine, progress=progress)
+    if not cfg.policy:
+        raise MstarError("--policy: the mc labeller continues step prefixes with a policy; give its folder")
     if cfg.backend == "lmdeploy":
         raise MstarError("--backend lmdeploy cannot continue an assistant prefix; use hf or vllm")
     t_start = time.perf_counter()
@@ -98,13 +144,9 @@ def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None
     parents = source_rollouts(store, cfg)
     result.parents = len(parents)
     if not parents:
-        raise MstarError(f"run '{cfg.run}' has no judged rollouts with steps at iteration {cfg.iteration}, stage "
-                         f"'{cfg.stage}'{f', split {cfg.split}' if cfg.split else ''}"
-                         f"{f', shard {cfg.shard[0]}/{cfg.shard[1]}' if cfg.shard != (0, 1) else ''}: "
-                         f"sample some with `mstar generate` first")
+        raise no_sources_error(cfg)
     by_id = {p["rollout_id"]: p for p in parents}
-    labelled = [r for r in store.stored_keys("step_labels", where=equals("run_id", cfg.run)).to_pylist()
-                if r["rollout_id"] in by_id]
+    labelled = labelled_steps(store, cfg, by_id)
     done_steps: dict[str, int] = {}
     for r in labelled:
         done_steps[r["rollout_id"]] = max(done_steps.get(r["rollout_id"], 0), r["step_idx"] + 1)
@@ -193,7 +235,7 @@ class _lazy:
 def _finish(store, cfg: LabelConfig, result: LabelResult, started_at, t_start: float) -> LabelResult:
     result.wall_s = time.perf_counter() - t_start
     record_job(store, job_id=result.job_id, kind="prm-label", cfg=cfg, started_at=started_at, run=cfg.run,
-               iteration=cfg.iteration, stage="mc", shard=cfg.shard, requested=result.parents,
+               iteration=cfg.iteration, stage="mc" if cfg.labeller == "mc" else cfg.stage, shard=cfg.shard, requested=result.parents,
                skipped=result.labels_skipped, written=result.labels_written + result.rollouts_written,
                rows=result.rollouts_written, n_tokens=result.n_tokens, wall_s=result.wall_s, work_s=result.gen_s,
                store_s=result.store_s)

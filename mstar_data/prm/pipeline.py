@@ -2,7 +2,8 @@
 
     explore  n_train responses per train query at T       -> rollouts (run, stage explore)
     eval     n_eval responses per held-out query at T     -> rollouts (run, stage eval)
-    label    M continuations per step prefix of both      -> step_labels, rollouts (stage mc)
+    label    mc: M continuations per step prefix of both  -> step_labels, rollouts (stage mc)
+             task: the task's step checker on both       -> step_labels (labeller task)
     train    the PRM on the train-query labels            -> <out>
     eval     step AUC on the held-out labels, reranking   -> prm_evals
 
@@ -32,7 +33,7 @@ class PrmBuild:
 def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], eval_ids: list[str],
               train_split: str = "train", eval_split: str = "val", n_train: int = 2, n_eval: int = 4, m: int = 4,
               temperature: float = 0.7, max_new_tokens: int = 48, seed: int = 0, train: dict | None = None,
-              engine=None, progress=None) -> PrmBuild:
+              labeller: str = "mc", engine=None, progress=None) -> PrmBuild:
     from mstar_data.sampling.engines import load_engine
 
     engine = engine or load_engine("hf", policy)
@@ -46,14 +47,15 @@ def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], e
     t = time.perf_counter()
     n_labels = 0
     for stage in ("explore", "eval"):
-        r = run_label(store, LabelConfig(policy=policy, run=run, stage=stage, m=m, temperature=temperature,
-                                         seed=seed, max_new_tokens=max_new_tokens), engine=engine,
-                      progress=progress)
+        r = run_label(store, LabelConfig(labeller=labeller, policy=policy, run=run, stage=stage, m=m,
+                                         temperature=temperature, seed=seed, max_new_tokens=max_new_tokens),
+                      engine=engine, progress=progress)
         n_labels += r.labels_written + r.labels_skipped
     timings["label_s"] = time.perf_counter() - t
     engine.release()  # the trainer loads its own copy
     t = time.perf_counter()
-    train_prm(store, PrmTrainConfig(policy=policy, run=run, out=out, split=train_split, seed=seed, **(train or {})),
+    train_prm(store, PrmTrainConfig(policy=policy, run=run, out=out, split=train_split, seed=seed, labeller=labeller,
+                                    **(train or {})),
               progress=progress)
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()

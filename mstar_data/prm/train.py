@@ -1,10 +1,11 @@
-"""`mstar prm train`: fine-tune a copy of the policy into a PRM on MC step labels (sql/prm_trainset.sql).
+"""`mstar prm train`: fine-tune a copy of the policy into a PRM on step labels (sql/prm_trainset.sql) of one
+labeller (mc, judge or task: prm/label.py).
 
 The PRM starts from the policy's weights and learns P('+') at each step tag (see prm/format.py) against hard
 (any continuation correct) or soft (fraction correct) labels. It runs through the trainer with the `prm_step`
 loss (train/losses.py) and a fresh LR schedule over its own steps, so it is checkpointed and resumable the
 same way (step checkpoints every save_every, the same batches and LRs after a kill -9). The checkpoint's
-metadata records how it reads steps and what it was trained on (run, label kind, table versions).
+metadata records how it reads steps and what it was trained on (run, labeller, label kind, table versions).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PrmTrainConfig(TrainConfig):
     policy: str = Field(description="Model folder the PRM starts from (the policy that was labelled).")
     run: str = Field(description="Run whose step labels train the PRM.")
     out: str = Field(description="Where the PRM checkpoint goes.")
+    labeller: Literal["mc", "judge", "task"] = Field("mc", description="Whose step labels it learns.")
     label: Literal["hard", "soft"] = Field("hard", description="hard: any continuation correct; soft: fraction.")
     split: str = Field("train", description="Queries whose labelled responses are trained on.")
     method: Literal["iterative-rft"] = "iterative-rft"
@@ -37,8 +39,8 @@ class PrmTrainConfig(TrainConfig):
 
 
 def prm_examples(store, run: str, split: str = "train", label: str = "hard",
-                 version: dict[str, int] | None = None) -> list[PRMExample]:
-    rows = run_view(store, "prm_trainset", versions=version, run=run, split=split).to_pylist()
+                 version: dict[str, int] | None = None, labeller: str = "mc") -> list[PRMExample]:
+    rows = run_view(store, "prm_trainset", versions=version, run=run, split=split, labeller=labeller).to_pylist()
     if not rows:
         return []
     inputs = query_inputs(store, (r["query_id"] for r in rows))
@@ -49,15 +51,16 @@ def prm_examples(store, run: str, split: str = "train", label: str = "hard",
 
 def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
     versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
-    examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions)
+    examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions, cfg.labeller)
     if not examples:
-        raise MstarError(f"run '{cfg.run}' has no step-labelled responses on {cfg.split} queries: "
-                         f"run `mstar prm label --run {cfg.run}` first")
+        raise MstarError(f"run '{cfg.run}' has no step-labelled responses on {cfg.split} queries by the "
+                         f"{cfg.labeller} labeller: run `mstar prm label --run {cfg.run} --labeller {cfg.labeller}` "
+                         f"first")
     n_steps = sum(len(e.steps) for e in examples)
     n_good = sum(y >= 0.5 for e in examples for y in e.labels)
     train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
     meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
-                    "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
+                    "labeller": cfg.labeller, "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
                     "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
     return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,
                            cfg=train_cfg, out=Path(cfg.out), progress=progress, extra_meta=meta,

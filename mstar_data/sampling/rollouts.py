@@ -6,7 +6,8 @@ val and temperature-sweep stages, Monte-Carlo step labelling; later eval and GRP
   it continues; ids and seeds are pure functions of its position, so a rerun plans the same rollouts;
 - `request()` turns it into a `SampleRequest` for any engine;
 - `row()` turns the completion into the stored row: the response, its steps, ONE judge call (correctness and
-  the extracted answer), the format check, and the sampled `token_ids` and `token_logprobs` as the engine gave
+  the extracted answer), the format check, where the task has a step checker whether each step is true
+  (`steps_valid`), and the sampled `token_ids` and `token_logprobs` as the engine gave
   them (which distribution each engine's log-probs come from: docs/sampling.md).
 The executor (mstar_data/exec) decides batching, flushing and where it runs.
 """
@@ -21,6 +22,7 @@ from mstar_data.answers import judge, mstar_format_ok, r1_format_ok
 from mstar_data.prompts import build_prompt
 from mstar_data.sampling.engine import Completion, SampleRequest
 from mstar_data.steps import has_reflection, split_steps
+from mstar_data.tasks.checkers import check_steps, query_checker
 
 
 @dataclass(frozen=True)
@@ -83,18 +85,20 @@ def request(p: Planned, ctx: RolloutContext, image: bytes | None) -> SampleReque
 def row(p: Planned, ctx: RolloutContext, c: Completion, policy_tag: str) -> dict:
     q = p.query
     text = p.prefix + c.text
+    steps = split_steps(text)
     verdict = judge(text, q["answer"], answer_type=q["answer_type"], choices=q["choices"], precision=q["precision"],
                     unit=q["unit"])
     out = {
         "rollout_id": p.rollout_id, "run_id": ctx.run, "iteration": ctx.iteration, "stage": ctx.stage,
         "query_id": q["query_id"], "sample_idx": p.sample_idx, "temperature": ctx.temperature, "seed": p.seed,
-        "policy": policy_tag, "prompt_variant": ctx.prompt_variant, "response": text, "steps": split_steps(text),
+        "policy": policy_tag, "prompt_variant": ctx.prompt_variant, "response": text, "steps": steps,
         "n_tokens": c.n_tokens, "finish_reason": c.finish_reason, "pred_answer": verdict.pred_answer,
         "correct": verdict.correct,
         "format_ok": r1_format_ok(text) if ctx.prompt_variant == "r1" else mstar_format_ok(text),
         "reflection": has_reflection(text), "parent_rollout_id": p.parent_rollout_id,
         "prefix_steps": p.prefix_steps, "token_ids": list(c.token_ids) or None,
         "token_logprobs": list(c.token_logprobs) or None, "created_at": datetime.now(timezone.utc),
+        "steps_valid": check_steps(query_checker(q), q.get("question") or "", steps),  # None: the task has no checker
     }
     if ctx.score is not None:
         out.update(ctx.score(out, q))

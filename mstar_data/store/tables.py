@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from mstar_data.errors import InputError, StoreError
 from mstar_data.interrupts import uninterrupted
-from mstar_data.schema import KEYS, TABLES, conform
+from mstar_data.schema import KEY_NULLS, KEYS, TABLES, conform
 
 DEFAULT_URI = "./mstar-store"
 # Compact a table once it holds more than this many fragments (each append makes at least one).
@@ -86,7 +86,8 @@ class TableInfo:
 def _key_strings(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
     if len(key) == 1:
         return table.column(key[0]).combine_chunks()
-    parts = [pc.cast(table.column(k), pa.string()) for k in key]
+    # A key column added to an older table reads NULL there: it means what schema.KEY_NULLS says.
+    parts = [pc.fill_null(pc.cast(table.column(k), pa.string()), KEY_NULLS.get(k, "")) for k in key]
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 

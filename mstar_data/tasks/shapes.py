@@ -18,6 +18,7 @@ reference chain of thought is in the M-STAR format: one paragraph per step, blan
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
@@ -103,3 +104,37 @@ def split_of(index: int, n: int, val_fraction: float = 0.15, test_fraction: floa
     n_train = n - round(n * val_fraction) - round(n * test_fraction)
     n_val = round(n * val_fraction)
     return "train" if index < n_train else "val" if index < n_train + n_val else "test"
+
+
+_CLAIM = re.compile(r"^([a-z]+)\s*:\s*(\d+)\s*\.?$")
+_SUM = re.compile(r"^(\d+)\s*\+\s*(\d+)\s*=\s*(\d+)\s*\.?$")
+_ANSWER = re.compile(r"^#+\s*answer\s*:?\s*(\d+)\s*\.?$", re.IGNORECASE)
+
+
+def asked_colours(question: str) -> list[str]:
+    """The colours a question adds up, in the order it names them."""
+    found = [(question.find(f" {c}"), c) for c in COLOURS if f" {c}" in question]
+    return [c for _, c in sorted(found)]
+
+
+def check_steps(question: str, counts: dict[str, int], steps: list[str]) -> list[bool]:
+    """Whether each step of a response is true of the scene: "colour: n." when the scene has n shapes of that
+    colour; "a + b = c." when a + b = c, b is the count of an asked colour and a a sum of asked counts (the
+    running total); the '# Answer' step when it gives the true total. Anything else is not a checkable claim,
+    so it is not valid."""
+    asked = [counts.get(c, 0) for c in asked_colours(question)]
+    sums = {sum(asked[i] for i in range(len(asked)) if mask >> i & 1) for mask in range(1, 1 << len(asked))}
+    total = sum(asked)
+    out = []
+    for step in steps:
+        s = " ".join(step.split()).lower()
+        if m := _CLAIM.match(s):
+            out.append(m.group(1) in counts and counts[m.group(1)] == int(m.group(2)))
+        elif m := _SUM.match(s):
+            a, b, c = map(int, m.groups())
+            out.append(a + b == c and a in sums and b in asked and c in sums)
+        elif m := _ANSWER.match(s):
+            out.append(int(m.group(1)) == total)
+        else:
+            out.append(False)
+    return out

@@ -73,3 +73,37 @@ def test_rerank_against_majority_and_random(store_uri):
     assert got["pass_at_n"] == 1.0 and got["sample_acc"] == pytest.approx(3 / 8)
     seeds = {run_view(s, "prm_rerank", run="r", seed=k).to_pylist()[0]["random_2"] for k in range(8)}
     assert seeds <= {0.0, 0.5, 1.0} and len(seeds) > 1  # seeded draws of 2, which differ with the seed
+    assert got["top2_faithful"] is None      # no step checker: nothing to say about faithfulness
+
+
+def test_labellers_keep_their_own_labels_of_the_same_steps(store):
+    s = store
+    s.append("step_labels", [dict(_l("a", 0, False), labeller="task"), dict(_l("a", 1, False), labeller="task"),
+                             dict(_l("a", 0, True), labeller="mc")])  # already stored as mc (NULL): skipped
+    assert s.count("step_labels") == 11
+    mc = run_view(s, "prm_trainset", run="r").to_pylist()
+    task = run_view(s, "prm_trainset", run="r", labeller="task").to_pylist()
+    assert [r["hard_labels"] for r in mc] == [[True, False]] and [r["hard_labels"] for r in task] == [[False, False]]
+    assert run_view(s, "prm_trainset", run="r", labeller="judge").num_rows == 0
+
+
+def test_step_auc_against_the_truth_and_faithful_top_2(store_uri):
+    s = Store(store_uri)
+    s.append("queries", [_q("q1", "val"), _q("q2", "val")])
+    rows = []
+    # q1: four correct samples; the PRM ranks the two faithful ones first.
+    for i, (valid, scores) in enumerate([([True, True], [.9, .8]), ([False, True], [.2, .9]),
+                                         ([True, True], [.7, .7]), ([True, False], [.6, .1])]):
+        rows.append(dict(_r(f"q1s{i}", "q1", ["a", "b"], scores=scores), steps_valid=valid))
+    rows.append(dict(_r("q2s0", "q2", ["a", "b"], scores=[.5, .5], correct=False, pred="3"), steps_valid=[False, False]))
+    s.append("rollouts", rows)
+    auc = run_view(s, "prm_step_auc_truth", run="r", prm="P").to_pylist()[0]
+    # 7 true steps, 3 false ones (scores .2, .1, .5 and .5): every true step outscores every false one but
+    # one tie (.5 is below all true steps; .6 > .5, ...), so count the pairs by hand.
+    true_s, false_s = [.9, .8, .9, .7, .7, .6], [.2, .1, .5, .5]
+    want = sum((t > f) + .5 * (t == f) for t in true_s for f in false_s) / (len(true_s) * len(false_s))
+    assert (auc["n_steps"], auc["n_good"]) == (10, 6) and auc["step_auc"] == pytest.approx(want)
+    got = run_view(s, "prm_rerank", run="r").to_pylist()[0]
+    assert got["top2_faithful"] == 1.0                         # q1s0 and q1s2
+    draws = {run_view(s, "prm_rerank", run="r", seed=k).to_pylist()[0]["random2_faithful"] for k in range(12)}
+    assert draws <= {0.0, 0.5, 1.0} and min(draws) < 1.0      # random picks of 2 among 4 miss sometimes

@@ -132,6 +132,25 @@ def test_dynamics(store_uri):
     assert m5["pass_at_k"] == pytest.approx(1.0)
 
 
+def test_dynamics_faithful_reasoning(store_uri):
+    """faithful_rate pools the correct samples whose every step is true; greedy rows count apart; rollouts of
+    tasks without a checker (steps_valid NULL) count nowhere."""
+    s = Store(store_uri)
+    rows = [dict(_row("f", 0, "val", "q1", 0, True, temp=0.0), steps_valid=[True, True]),
+            dict(_row("f", 0, "val", "q2", 0, True, temp=0.0), steps_valid=[False, True])]
+    for idx, (c, v) in enumerate([(True, [True, True]), (True, [False, True]), (False, [False, False]),
+                                  (True, [True, True]), (True, None)]):
+        rows.append(dict(_row("f", 0, "val", "q1", idx + 1, c), steps_valid=v))
+    s.append("rollouts", rows)
+    m = run_view(s, "dynamics", k=2).to_pylist()[0]
+    assert m["faithful_rate"] == pytest.approx(2 / 3)        # 3 checked correct samples, 2 with all steps true
+    assert m["greedy_faithful_rate"] == pytest.approx(1 / 2)
+    assert m["step_valid_rate"] == pytest.approx(5 / 8)      # over every checked sample, right or wrong
+    s.append("rollouts", [_row("g", 0, "val", "q1", 1, True)])
+    g = [r for r in run_view(s, "dynamics", k=2).to_pylist() if r["run_id"] == "g"][0]
+    assert g["faithful_rate"] is None and g["step_valid_rate"] is None
+
+
 def test_a_version_pinned_before_a_column_existed_reads_it_as_nulls(store_uri):
     """Training sets pinned by an older mstar lack columns added since (here pseudo_correct, which today's
     views read): the pinned version still runs, with the column as NULLs."""
