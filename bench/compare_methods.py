@@ -8,6 +8,8 @@ Every configuration is recipes/demo.toml (continuous training, PRM top-2, Reward
     static    temperature: static T (the recipe's 0.7) instead of the search
     rft       method: iterative RFT (fresh optimizer and schedule each iteration) instead of continuous
     restem    method: ReST-EM (restart from the base model each iteration)
+    checker   selection: top-2 by the task's step checker (trainset_faithful_k), the skyline of a PRM that sees
+              every wrong step (not in the default set: `--configs checker`)
 
 It first builds what the demo builds (the embedded task, the bootstrap policy, the demo's PRM) with
 `mstar demo`, unless the store already has them, then runs `mstar evolve` per configuration and seed as
@@ -32,6 +34,7 @@ CONFIGS = {
     "rft": ["train.method='iterative-rft'"],
     "restem": ["train.method='rest-em'"],
 }
+EXTRA = {"checker": ["select.view='trainset_faithful_k'"]}
 MSTAR = [sys.executable, "-c", "from mstar_cli.main import main; main()"]
 
 
@@ -48,9 +51,10 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=4)
     a = ap.parse_args()
     configs = a.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
+    known = {**CONFIGS, **EXTRA}
+    unknown = [c for c in configs if c not in known]
     if unknown:
-        sys.exit(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
+        sys.exit(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     store = Path(a.store)
     if not (store / "policies" / "prm" / "config.json").is_file():
         run(["demo", "--store", str(store)])  # the task, the bootstrap policy and the PRM (and the demo run)
@@ -60,7 +64,7 @@ def main() -> None:
             run(["evolve", "--recipe", "demo.toml", "--store", str(store), "--run-id", f"cmp-{name}-s{seed}",
                  "--set", "run.base_policy='policies/base'", "--set", "prm.path='policies/prm'",
                  "--set", f"run.seed={seed}", "--set", f"data.iterations={a.iterations}",
-                 *[x for s in CONFIGS[name] for x in ("--set", s)]])
+                 *[x for s in known[name] for x in ("--set", s)]])
             print(f"cmp-{name}-s{seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     run(["compare", "--run-prefix", "cmp-", "--store", str(store), "--out", str(store / "compare.png")])
 

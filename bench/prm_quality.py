@@ -28,6 +28,40 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FIELDS = ("step_auc", "step_auc_truth", "reward_pass_at_2", "random_2", "top2_faithful", "random2_faithful")
+KINDS = ("count", "sum", "answer", "other")
+
+
+def step_kind(step: str) -> str:
+    from mstar_data.tasks.shapes import _ANSWER, _CLAIM, _SUM
+
+    s = " ".join(step.split()).lower()
+    return "count" if _CLAIM.match(s) else "sum" if _SUM.match(s) else "answer" if _ANSWER.match(s) else "other"
+
+
+def auc(pairs: list[tuple[bool, float]]) -> float | None:
+    pos = sorted(s for y, s in pairs if y)
+    neg = [s for y, s in pairs if not y]
+    if not pos or not neg:
+        return None
+    import bisect
+
+    wins = sum(len(pos) - bisect.bisect_right(pos, n) + 0.5 * (bisect.bisect_right(pos, n) - bisect.bisect_left(pos, n))
+               for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def auc_by_kind(store, run: str) -> dict:
+    """Step AUC against the truth per kind of step (a count claim, a sum, the answer, anything else), with each
+    kind's share of true steps: which claims the PRM can check."""
+    rows = store.dataset("rollouts").to_table(
+        columns=["steps", "steps_valid", "step_scores"],
+        filter=f"run_id = '{run}' AND stage = 'eval' AND step_scores IS NOT NULL").to_pylist()
+    by: dict[str, list] = {k: [] for k in KINDS}
+    for r in rows:
+        for step, ok, score in zip(r["steps"], r["steps_valid"] or [], r["step_scores"]):
+            by[step_kind(step)].append((ok, score))
+    return {k: {"n": len(v), "true": round(sum(y for y, _ in v) / len(v), 3) if v else None,
+                "auc": None if auc(v) is None else round(auc(v), 3)} for k, v in by.items()}
 
 
 def main() -> None:
@@ -72,7 +106,8 @@ def main() -> None:
                                      "save_every": 1000})
             e = built.evaluation
             results.append({"labeller": labeller, "seed": seed, **{k: e.get(k) for k in FIELDS},
-                            "n_steps": e["n_checked_steps"], **{k: round(v, 1) for k, v in built.timings.items()},
+                            "n_steps": e["n_checked_steps"], "by_kind": auc_by_kind(store, run),
+                            **{k: round(v, 1) for k, v in built.timings.items()},
                             "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(results[-1]), flush=True)
     print(f"\n{'labeller':<9}" + "".join(f"{k:>22}" for k in FIELDS))
@@ -84,6 +119,16 @@ def main() -> None:
             sd = statistics.pstdev(vals) if len(vals) > 1 else 0.0
             cells.append("-" if not vals else f"{statistics.mean(vals):.3f} ± {sd:.3f}")
         print(f"{labeller:<9}" + "".join(f"{c:>22}" for c in cells))
+    print(f"\nstep AUC against the truth by kind of step (share of true steps), mean over seeds")
+    for labeller in dict.fromkeys(r["labeller"] for r in results):
+        rows = [r["by_kind"] for r in results if r["labeller"] == labeller]
+        cells = []
+        for k in KINDS:
+            aucs = [b[k]["auc"] for b in rows if b[k]["auc"] is not None]
+            true = [b[k]["true"] for b in rows if b[k]["true"] is not None]
+            cells.append(f"{k} {statistics.mean(aucs):.3f} ({statistics.mean(true):.0%} true, n={rows[0][k]['n']})"
+                         if aucs else f"{k} -")
+        print(f"{labeller:<9}" + "   ".join(cells))
     print(json.dumps(results))
 
 

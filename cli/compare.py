@@ -41,13 +41,19 @@ def _fmt(mean, std, pct: bool) -> str:
 
 
 def compare_tables(groups):
-    """Two tables that fit a terminal: what each configuration is, then what it measured (joined by #)."""
+    """Three tables that fit a terminal: what each configuration is, its accuracy, and its faithful reasoning
+    and cost (joined by #)."""
     what = plain_table("configurations (runs that differ only in seed are one row)")
     for c in ("#", "method", "selection", "PRM", "temperature", "seeds", "runs"):
         what.add_column(c)
     got = plain_table("val accuracy in % at the last iteration (several seeds: mean ± population std)")
-    for c in ("#", "final greedy", "best greedy", "Pass@K", "Reward-Pass@2", "training rows", "wall s"):
+    for c in ("#", "final greedy", "best greedy", "Pass@K", "Reward-Pass@2"):
         got.add_column(c)
+    faithful = any(r["final_faithful"] is not None for g in groups for r in g.runs)  # tasks with a step checker
+    cost = plain_table(("faithful rate in % (correct samples whose every step is true), " if faithful else "")
+                       + "rows trained on and seconds, summed over iterations")
+    for c in ("#",) + (("faithful",) if faithful else ()) + ("training rows", "wall s"):
+        cost.add_column(c)
     for i, g in enumerate(groups, 1):
         ks = sorted({r["k"] for r in g.runs if r["k"] is not None})
         what.add_row(*(cell(v) for v in (i, g.method, g.selection, g.prm, g.temperature,
@@ -55,9 +61,11 @@ def compare_tables(groups):
         got.add_row(*(cell(v) for v in (
             i, _fmt(*g.stat("final_greedy"), True), _fmt(*g.stat("best_greedy"), True),
             _fmt(*g.stat("final_pass_at_k"), True) + (f" (K={ks[0]})" if len(ks) == 1 else ""),
-            _fmt(*g.stat("final_reward_pass_at_2"), True), _fmt(*g.stat("training_rows"), False),
+            _fmt(*g.stat("final_reward_pass_at_2"), True))))
+        cost.add_row(*(cell(v) for v in (
+            i, *((_fmt(*g.stat("final_faithful"), True),) if faithful else ()), _fmt(*g.stat("training_rows"), False),
             _fmt(*g.stat("wall_s"), False))))
-    return what, got
+    return what, got, cost
 
 
 def register(app: typer.Typer) -> None:

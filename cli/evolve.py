@@ -144,8 +144,11 @@ def demo(store: StoreOpt = None, artifacts: ArtifactsOpt = None,
                       " -> ".join("-" if f is None else f"{f:.1%}" for f in faithful)),
                      ("dynamics plot", out.plot), ("seconds", f"{out.seconds:.0f}")])
     say("\nQueries worth trying on the store (they run as printed, in any shell):")
+    from mstar_data.store import is_remote
+
+    where = s.uri if is_remote(s.uri) else str(Path(s.uri).resolve())  # s3://... is already absolute
     for q in out.queries:
-        say(f"  {shell_command('sql', '--store', str(Path(s.uri).resolve()), q)}")
+        say(f"  {shell_command('sql', '--store', where, q)}")
 
 
 def register(app: typer.Typer) -> None:

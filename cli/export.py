@@ -13,6 +13,7 @@ app = typer.Typer(help="Export store data in other tools' formats.", no_args_is_
 ExportFormat = choice("ExportFormat", "trl")
 CotFormat = choice("CotFormat", "sharegpt", "parquet")
 Label = choice("Label", "hard", "soft")
+Labeller = choice("Labeller", "mc", "judge", "task")
 
 
 @app.command("prm")
@@ -25,6 +26,7 @@ def prm(out: Annotated[str, typer.Option(help="Output folder: new, empty, or a p
                                                   "threshold).")] = "hard",
         threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="With --label soft: the fraction of "
                                                                         "correct continuations a good step needs.")] = 0.5,
+        labeller: Annotated[Labeller, typer.Option(help="Whose step labels: mc, judge or task.")] = "mc",
         force: ForceOpt = False, store: StoreOpt = None) -> None:
     """Step-labelled responses as Parquet (prompt, completions, labels, images) plus a dataset card.
 
@@ -32,7 +34,7 @@ def prm(out: Annotated[str, typer.Option(help="Output folder: new, empty, or a p
     from mstar_data.prm.export import export_prm_trl
 
     r = export_prm_trl(open_store(store, create=False), out, run=run, split=split, label=value(label),
-                       threshold=threshold, force=force)
+                       threshold=threshold, labeller=value(labeller), force=force)
     summary(f"export prm --format {value(format)} -> {r.out}", [
         ("rows", r.rows), ("steps", r.steps), ("good steps", f"{r.good_steps} ({r.good_steps / max(r.steps, 1):.1%})")])
 

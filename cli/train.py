@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import nullcontext
 from typing import Annotated, Optional
 
 import typer
@@ -12,7 +15,8 @@ from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, choice, open
 Method = choice("Method", "continuous", "iterative-rft", "rest-em")
 
 
-def train(run: Annotated[str, typer.Option(help="Run id.")],
+def train(ctx: typer.Context,
+          run: Annotated[str, typer.Option(help="Run id.")],
           iteration: Annotated[int, typer.Option(min=0, help="Iteration whose rollouts the view selects.")],
           policy_in: Annotated[str, typer.Option(help="Model to start from (continuous: its optimizer too).")],
           view: Annotated[str, typer.Option(help="Training-set view in sql/ (see `mstar sql --list`).")] = "trainset_top_k",
@@ -32,17 +36,27 @@ def train(run: Annotated[str, typer.Option(help="Run id.")],
           warmup_steps: Annotated[int, typer.Option(min=0, help="Linear learning-rate warm-up steps.")] = 10,
           save_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 50,
           seed: Annotated[int, typer.Option(help="Seed of the batch order.")] = 0,
+          nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes: re-runs this command under "
+                                                         "torch.distributed.run (gloo on CPU, nccl with one GPU "
+                                                         "each), each on its share of every batch.")] = 1,
           artifacts: ArtifactsOpt = None, store: StoreOpt = None) -> None:
     """SFT on a training-set view (prompt tokens masked); checkpointed, and resumable after a crash.
 
-    Example: mstar train --run r1 --iteration 0 --policy-in policies/base"""
+    --batch-size is the global micro-batch: N processes train as 1 would (docs/scaling.md). Under torchrun
+    (`torchrun --nproc_per_node=N -m mstar_cli train ...`) leave --nproc out.
+
+    Example: mstar train --run r1 --iteration 0 --policy-in policies/base --nproc 2"""
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        _launch_ranks(nproc, ctx)
     from mstar_data.artifacts import checkpoints_dir
     from mstar_data.errors import MstarError
     from mstar_data.inputs import check_run
     from mstar_data.select.trainset import pin_trainset, trainset_examples
     from mstar_data.sql_views import load_sql_files, parse_params
+    from mstar_data.train.ranks import from_rank0, join_from_env
     from mstar_data.train.trainer import TrainConfig, train_iteration
 
+    rank, _ = join_from_env()
     method = value(method)
     views = load_sql_files()
     if view not in views:
@@ -53,21 +67,40 @@ def train(run: Annotated[str, typer.Option(help="Run id.")],
     params = parse_params(param)
     s = open_store(store, create=False)
     check_run(s, run, iteration=iteration)
-    version, tag = pin_trainset(s, run, iteration)
+    # pinning writes a tag: rank 0 does it, and every rank reads that version
+    version, tag = from_rank0(pin_trainset(s, run, iteration) if rank == 0 else None)
     examples = trainset_examples(s, view, run=run, iteration=iteration, version=version, params=params)
     if not examples:
         raise MstarError(f"view {view} selects no rows for run {run} iteration {iteration}")
     root = checkpoints_dir(s.uri, artifacts)
-    with _progress() as progress:
+    with _progress() if rank == 0 else nullcontext() as progress:
         r = train_iteration(s, examples, run=run, iteration=iteration, policy_in=policy_in, base_policy=base_policy,
                             cfg=cfg, checkpoints=root, progress=progress,
                             extra_meta={"view": view, "params": params, "trainset_version": version, "trainset_tag": tag})
+    if rank:
+        return
     summary(f"train run={run} iteration={iteration} ({method})", [
         ("training examples", r.n_examples), ("rollouts version (tag)", f"{version} ({tag})"),
         ("steps", r.steps), ("global step", r.global_step),
         ("resumed from step", r.resumed_from if r.resumed_from is not None else "-"),
         ("mean loss", f"{r.mean_loss:.4f}" if r.mean_loss is not None else "-"),
         ("seconds", f"{r.seconds:.1f}"), ("checkpoint", r.checkpoint)])
+
+
+def _launch_ranks(nproc: int, ctx: typer.Context) -> None:
+    """Replace this process by torchrun running this same command (its parsed options) in `nproc` processes."""
+    args = [ctx.info_name]
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if p.name != "nproc" and v is not None:
+            for x in v if isinstance(v, (list, tuple)) else [v]:
+                args += [p.opts[0], str(value(x))]
+    # "--": torchrun's own parser would take an option of ours that starts like one of its own (--run)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "--", "mstar_cli", *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from mstar_data.errors import MstarError
 
-METRICS = ("final_greedy", "best_greedy", "final_pass_at_k", "final_reward_pass_at_2", "training_rows", "wall_s")
+METRICS = ("final_greedy", "best_greedy", "final_pass_at_k", "final_reward_pass_at_2", "final_faithful",
+           "training_rows", "wall_s")
 
 
 @dataclass
@@ -51,6 +52,8 @@ def selection_label(r: dict) -> str:
     view = (r["view"] or "").removeprefix("trainset_")
     if view == "top_k":
         return f"top-{r['select_k']} by PRM" if r["prm"] else f"top-{r['select_k']} (random, no PRM)"
+    if view == "faithful_k":
+        return f"top-{r['select_k']} by step checker"
     if view == "random_k":
         return f"random-{r['select_k']}" + (" among correct" if r["correct_only"] is not False else " incl. wrong")
     if view == "threshold":

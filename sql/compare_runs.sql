@@ -1,6 +1,7 @@
 -- One row per run (`mstar compare`): what the resolved recipe says it did (method, selection, PRM, temperature
 -- policy, seed) and what it measured on val: start, final and best greedy accuracy, final Pass@K and
--- Reward-Pass@2, the rows it trained on, and its wall time (every stage's seconds, summed over iterations).
+-- Reward-Pass@2, the faithful rate (tasks with a step checker: correct samples whose every step is true;
+-- sql/dynamics.sql), the rows it trained on, and its wall time (every stage's seconds, summed over iterations).
 WITH per_run AS (
     SELECT run_id,
            max(iteration)                                          AS iterations,
@@ -10,6 +11,7 @@ WITH per_run AS (
            arg_max(pass_at_k, iteration)                           AS final_pass_at_k,
            arg_max(k, iteration)                                   AS k,
            arg_max(reward_pass_at_2, iteration)                    AS final_reward_pass_at_2,
+           arg_max(json_extract(metrics, '$.faithful_rate')::DOUBLE, iteration) AS final_faithful,
            sum(coalesce(n_train, 0))                               AS training_rows,
            sum(coalesce(list_sum(map_values(timings::JSON::MAP(VARCHAR, DOUBLE))), 0)) AS wall_s
     FROM iterations

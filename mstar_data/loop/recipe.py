@@ -71,7 +71,8 @@ class SampleSection(Section):
 
 class SelectSection(Section):
     view: str = Field("trainset_top_k", description="Training-set view in sql/ (trainset_top_k, trainset_threshold, "
-                      "trainset_random_k, trainset_all_correct, trainset_r3v).")
+                      "trainset_random_k, trainset_all_correct, trainset_r3v; trainset_faithful_k: "
+                      "by the task's step checker, the skyline of a PRM that sees every wrong step).")
     k: int = Field(2, ge=1, description="Responses kept per query (top-K / random-K).")
     alpha: float = Field(0.5, description="PRM score threshold (trainset_threshold).")
     correct_only: bool = Field(True, description="trainset_random_k: false draws wrong answers too (the control).")

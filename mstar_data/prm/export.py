@@ -54,23 +54,25 @@ def labelling_settings(store, run: str) -> list[dict]:
     seen = []
     for a in rows.column("args").to_pylist():
         args = json.loads(a)
-        s = {k: args.get(k) for k in ("policy", "m", "temperature", "max_new_tokens", "stage", "backend", "seed")}
+        s = {k: args.get(k) for k in ("labeller", "policy", "judge_model", "m", "temperature", "max_new_tokens",
+                                      "stage", "backend", "seed")}
         if s not in seen:
             seen.append(s)
     return seen
 
 
 def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", label: str = "hard",
-                   threshold: float = 0.5, force: bool = False) -> ExportResult:
+                   threshold: float = 0.5, labeller: str = "mc", force: bool = False) -> ExportResult:
     if label not in ("hard", "soft"):
         raise MstarError(f"--label '{label}': expected hard or soft")
     if not 0.0 <= threshold <= 1.0:
         raise MstarError(f"--threshold {threshold}: expected a number in [0, 1]")
     out = check_export_folder(out, force=force)
     versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
-    rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split).to_pylist()
+    rows = run_view(store, "prm_trainset", versions=versions, run=run, split=split, labeller=labeller).to_pylist()
     if not rows:
-        raise MstarError(f"run '{run}' has no step-labelled responses on {split} queries: run `mstar prm label` first")
+        raise MstarError(f"run '{run}' has no step-labelled responses on {split} queries by the {labeller} labeller: "
+                         f"run `mstar prm label --labeller {labeller}` first")
     inputs = query_inputs(store, (r["query_id"] for r in rows))
     labels = [list(r["hard_labels"]) if label == "hard" else [y >= threshold for y in r["soft_labels"]] for r in rows]
     table = parquet_table({
@@ -82,7 +84,8 @@ def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", la
         "query_id": [r["query_id"] for r in rows],
     }, SCHEMA, FEATURES)
     result = ExportResult(str(out), table.num_rows, sum(len(x) for x in labels), sum(sum(x) for x in labels))
-    card = dataset_card(store, result, run=run, split=split, label=label, threshold=threshold, versions=versions)
+    card = dataset_card(store, result, run=run, split=split, label=label, threshold=threshold, versions=versions,
+                        labeller=labeller)
 
     def write(partial):
         write_parquet(partial, table)
@@ -94,10 +97,15 @@ def export_prm_trl(store, out: str | Path, *, run: str, split: str = "train", la
 
 
 def dataset_card(store, r: ExportResult, *, run: str, split: str, label: str, threshold: float,
-                 versions: dict[str, int]) -> str:
-    settings = labelling_settings(store, run)
-    rule = ("hard: a step is good when at least one Monte-Carlo continuation from it reached the right answer"
-            if label == "hard" else f"soft: a step is good when at least {threshold:.0%} of its continuations did")
+                 versions: dict[str, int], labeller: str = "mc") -> str:
+    settings = [s for s in labelling_settings(store, run) if (s["labeller"] or "mc") == labeller]
+    if labeller == "task":
+        rule = "task: a step is good when the task's step checker finds it true of the scene (docs/prm.md)"
+    elif labeller == "judge":
+        rule = "judge: a step is good when the judge model answered Yes about it (docs/prm.md)"
+    else:
+        rule = ("hard: a step is good when at least one Monte-Carlo continuation from it reached the right answer"
+                if label == "hard" else f"soft: a step is good when at least {threshold:.0%} of its continuations did")
     lines = card_front_matter(["process-reward-model", "stepwise-supervision", "mstar"]) + [
         f"# Step-labelled responses of run `{run}` (TRL stepwise supervision)",
         "",
@@ -105,8 +113,10 @@ def dataset_card(store, r: ExportResult, *, run: str, split: str, label: str, th
         f"({r.good_steps / max(r.steps, 1):.1%})",
         "- columns: `prompt` (user text), `completions` (the response's steps), `labels` (one bool per step), "
         "`images` (the query's image), plus `rollout_id` and `query_id` to trace each row back to the store",
-        f"- labels: {rule}; the last step is labelled by the response's own verdict, and the steps after the "
-        "first step with no correct continuation are labelled bad without being rolled out",
+        f"- labels ({labeller} labeller): {rule}" + (
+            "; the last step is labelled by the response's own verdict, and the steps after the first step with "
+            "no correct continuation are labelled bad without being rolled out" if labeller == "mc" else
+            "; the steps after the first No are labelled bad without asking" if labeller == "judge" else ""),
         "",
         "## Provenance",
         "",

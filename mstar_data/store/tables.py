@@ -23,6 +23,8 @@ from mstar_data.schema import KEY_NULLS, KEYS, TABLES, conform
 DEFAULT_URI = "./mstar-store"
 # Compact a table once it holds more than this many fragments (each append makes at least one).
 COMPACT_AFTER_FRAGMENTS = 64
+# Tries of a compaction that lost a commit race to another writer's (Store.maybe_compact).
+COMPACT_ATTEMPTS = 3
 
 _AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "aws_access_key_id",
@@ -30,8 +32,8 @@ _AWS_ENV = {
     "AWS_SESSION_TOKEN": "aws_session_token",
     "AWS_DEFAULT_REGION": "aws_region",
     "AWS_REGION": "aws_region",
-    "AWS_ENDPOINT_URL_S3": "aws_endpoint",
     "AWS_ENDPOINT_URL": "aws_endpoint",
+    "AWS_ENDPOINT_URL_S3": "aws_endpoint",  # the S3-only endpoint wins over the general one, as in the AWS SDKs
     "AWS_ALLOW_HTTP": "allow_http",
 }
 
@@ -75,6 +77,13 @@ def _check_local_folder(uri: str, create: bool) -> None:
                              f"empty folder, or an existing store")
 
 
+def _is_commit_conflict(e: BaseException) -> bool:
+    """A Lance commit that lost to a concurrent one (pylance raises a plain OSError for some of them)."""
+    from lance.commit import CommitConflictError
+
+    return isinstance(e, CommitConflictError) or "commit conflict" in str(e).lower()
+
+
 @dataclass
 class TableInfo:
     name: str
@@ -92,6 +101,8 @@ def _key_strings(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
 
 
 class Store:
+    compact_after = COMPACT_AFTER_FRAGMENTS  # fragments a table may hold before a write compacts it
+
     def __init__(self, uri: str | None = None, *, create: bool = True):
         import lancedb
 
@@ -112,8 +123,15 @@ class Store:
         created = []
         for name, schema in TABLES.items():
             if name not in existing:
-                self.db.create_table(name, schema=schema, exist_ok=True)
-                created.append(name)
+                try:
+                    self.db.create_table(name, schema=schema, exist_ok=True)
+                    created.append(name)
+                except (ValueError, OSError):
+                    # Another process created it since we listed (two writers opening a new store at once, as
+                    # on a shared s3:// prefix). exist_ok does not cover that for every table: the stored
+                    # schema of a blob column (images) differs from the one given, so lancedb refuses.
+                    if name not in self.table_names():
+                        raise
             else:
                 self._add_missing_columns(name, schema)
         return created
@@ -234,10 +252,23 @@ class Store:
             self.maybe_compact(name)
         return result.num_updated_rows
 
-    def maybe_compact(self, name: str, max_fragments: int = COMPACT_AFTER_FRAGMENTS) -> bool:
-        """Merge small fragments once they pile up. Old versions stay readable (training sets pin them)."""
-        ds = self.dataset(name)
-        if len(ds.get_fragments()) <= max_fragments:
-            return False
-        ds.optimize.compact_files()
-        return True
+    def maybe_compact(self, name: str, max_fragments: int | None = None) -> bool:
+        """Merge small fragments once they pile up. Old versions stay readable (training sets pin them).
+
+        Best effort: two writers that cross the threshold together both compact, and Lance refuses the second
+        rewrite of the same fragments (a commit conflict). The loser looks again (the winner has usually
+        compacted already) and, if it still conflicts, leaves it to a later write: its rows are committed
+        either way, and a failed compaction must not fail the append that triggered it.
+        """
+        max_fragments = self.compact_after if max_fragments is None else max_fragments
+        for _ in range(COMPACT_ATTEMPTS):
+            ds = self.dataset(name)
+            if len(ds.get_fragments()) <= max_fragments:
+                return False
+            try:
+                ds.optimize.compact_files()
+                return True
+            except OSError as e:  # lance.commit.CommitConflictError, or the OSError it raises for one
+                if not _is_commit_conflict(e):
+                    raise
+        return False

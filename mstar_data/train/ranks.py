@@ -1,7 +1,14 @@
 """Data parallelism: which rank this process is, its slice of each global micro-batch, and averaging across
-ranks. Without an initialised torch.distributed process group, everything is rank 0 of 1."""
+ranks. Without an initialised torch.distributed process group, everything is rank 0 of 1.
+
+Under torchrun (`python -m torch.distributed.run --nproc_per_node=N ...`), `join_from_env` joins the group
+torchrun describes in the environment: nccl with one GPU per local rank where CUDA is available, gloo on CPU.
+"""
 
 from __future__ import annotations
+
+import atexit
+import os
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -10,6 +17,45 @@ def rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def join_from_env() -> tuple[int, int]:
+    """Join torchrun's process group (RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment) once, and leave
+    it at exit; without a WORLD_SIZE over 1, nothing. Each rank takes its share of the CPU cores (MSTAR_THREADS,
+    unless set)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return rank_and_world()
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        os.environ.setdefault("MSTAR_THREADS", str(max(1, (os.cpu_count() or 1) // local)))
+        if torch.cuda.is_available():  # "cuda" then means this rank's own GPU
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(leave)
+    return rank_and_world()
+
+
+def leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def from_rank0(value):
+    """Rank 0's `value` on every rank (a picklable object): what only rank 0 may decide, such as a store write."""
+    rank, world = rank_and_world()
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def rank_slice(items: list, rank: int, world: int) -> list:
@@ -21,7 +67,8 @@ def rank_slice(items: list, rank: int, world: int) -> list:
 
 
 def average_gradients(model, world: int) -> None:
-    """Make every rank's gradients the mean over ranks (each rank's loss is a mean over its own slice)."""
+    """Make every rank's gradients the mean over ranks, as DDP does. The Trainer scales each rank's loss by
+    `world` first, so the result is the gradient of the sum of the ranks' shares of the global loss."""
     if world == 1:
         return
     import torch

@@ -9,6 +9,7 @@ stopped. On GPU we keep fp32 master weights and autocast to bf16; on CPU everyth
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mstar_data.errors import MstarError
 from mstar_data.progress import report
 from mstar_data.train import checkpoint as ckpt
 from mstar_data.models.batches import PromptCache
@@ -79,6 +81,9 @@ class Trainer:
     def __init__(self, loss: Loss = sft):
         self.loss = loss
         self.rank, self.world = rank_and_world()
+        if self.world == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # N copies would each train alone
+            raise MstarError("started by torchrun, but this command does not join its process group: only "
+                             "`mstar train` trains across processes (docs/scaling.md)")
         self.policy = self.model = self.optimizer = self.scheduler = None
         self.horizon: int | None = None
         self.global_step = 0
@@ -126,36 +131,47 @@ class Trainer:
 
     def step(self, micro_batches: list[list]) -> dict:
         """One optimizer step over global micro-batches (lists of examples): this rank's slice of each,
-        gradients accumulated, averaged over ranks and clipped. Returns step, loss, lr, n_tokens, seconds."""
+        gradients accumulated, averaged over ranks and clipped. Returns step, loss, lr, n_tokens, grad_norm
+        (before clipping) and seconds.
+
+        The step's loss is the mean over micro-batches of each global micro-batch's mean over ALL its tokens
+        (or scored steps), whichever ranks hold them: a rank's mean over its own tokens is weighted by its share
+        of the global count, so N processes compute the loss and gradients of 1 process at the same global
+        batch. A loss normalised by counts of the whole global batch (GRPO, `global_norm`) is already a share
+        of the step's loss, and its parts are only added up."""
         import torch
 
         t0 = time.perf_counter()
         self.model.train()
-        loss_sum, n_tok = 0.0, 0
-        # A loss normalised by counts of the whole global batch (GRPO) is already a share of the step's loss:
-        # its micro-batch and rank parts add up (we undo the rank average); others are means to average.
+        device = str(self.policy.device)
         global_norm = getattr(self.loss, "global_norm", False)
+        loss_sum, n_tok = 0.0, 0
         for micro in micro_batches:
             mine = rank_slice(micro, self.rank, self.world)
-            if not mine:
+            loss, tokens = None, 0
+            if mine:
+                with self._autocast():
+                    loss, tokens = self.loss(self.policy, mine, self.cache)
+            if not global_norm:  # every rank takes part in this all-reduce, even one with an empty slice
+                n_global = sum_across_ranks([float(tokens)], self.world, device)[0]
+                if tokens:
+                    loss = loss * (tokens / n_global) / len(micro_batches)
+            if loss is None or not tokens:  # nothing to learn from (and a mean over no tokens is NaN)
                 continue
-            with self._autocast():
-                loss, tokens = self.loss(self.policy, mine, self.cache)
-                loss = loss * self.world if global_norm else loss / len(micro_batches)
-            loss.backward()
+            # average_gradients divides by the world: the gradient is then that of the sum of the shares
+            (loss * self.world).backward()
             loss_sum += loss.item()
             n_tok += tokens
         average_gradients(self.model, self.world)
-        loss_sum, n_tok = sum_across_ranks([loss_sum, n_tok], self.world, str(self.policy.device))
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        loss_sum, n_tok = sum_across_ranks([loss_sum, n_tok], self.world, device)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
-        loss_value = loss_sum / self.world
-        return {"step": self.global_step, "loss": loss_value, "lr": lr, "n_tokens": int(n_tok),
-                "seconds": time.perf_counter() - t0}
+        return {"step": self.global_step, "loss": loss_sum, "lr": lr, "n_tokens": int(n_tok),
+                "grad_norm": float(grad_norm), "seconds": time.perf_counter() - t0}
 
     def append_log(self, store, rows: list[dict]) -> None:
         if self.is_main and rows:

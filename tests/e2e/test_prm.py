@@ -104,6 +104,17 @@ def test_export_trl_loads_with_datasets(prm_store, tmp_path, cli):
     assert f"{n} responses" in card and "run: `p`" in card and "rollouts v" in card and '"m": 2' in card
     bad = cli("export", "prm", "--format", "csv", "--out", tmp_path / "x", "--run", "p", "--store", s.uri)
     assert bad.rc == 1 and "--format 'csv'" in bad.err and not (tmp_path / "x").exists()
+    # The task labeller's labels of the same responses, exported on their own: they are the checked truth.
+    r = cli("export", "prm", "--labeller", "task", "--out", tmp_path / "t", "--run", "p", "--store", s.uri)
+    assert r.rc == 1 and "by the task labeller" in r.err and not (tmp_path / "t").exists()
+    assert cli("prm", "label", "--labeller", "task", "--run", "p", "--store", s.uri).rc == 0
+    r = cli("export", "prm", "--labeller", "task", "--out", tmp_path / "t", "--run", "p", "--store", s.uri)
+    assert r.rc == 0, r.err
+    task = datasets.load_dataset("parquet", data_files=str(tmp_path / "t" / "data" / "*.parquet"), split="train")
+    valid = {x["rollout_id"]: x["steps_valid"] for x in s.dataset("rollouts").to_table(
+        columns=["rollout_id", "steps_valid"], filter="run_id = 'p'").to_pylist()}
+    assert len(task) == n and all(ex["labels"] == valid[ex["rollout_id"]] for ex in task)
+    assert "task labeller" in (tmp_path / "t" / "README.md").read_text()
 
 
 def test_prm_training_resumes_after_a_crash_on_the_same_steps(prm_store, tmp_path, monkeypatch):

@@ -34,7 +34,8 @@ def store(store_uri):
         s.append("iterations", [{
             "run_id": run, "iteration": i, "policy_out": f"{run}/it-{i}", "greedy_acc": g, "pass_at_k": g + 0.1,
             "k": 4, "reward_pass_at_2": None if run == "cmp-rft" else g + 0.05, "n_train": n_train if i else 0,
-            "timings": json.dumps({"explore_s": 10.0, "train_s": 5.0 * i}), "created_at": now}
+            "timings": json.dumps({"explore_s": 10.0, "train_s": 5.0 * i}), "created_at": now,
+            "metrics": json.dumps({"faithful_rate": None if run == "other" else 0.1 * i})}
             for i, g in enumerate(greedy)])
     return s
 
@@ -49,13 +50,14 @@ def test_runs_differing_only_in_seed_are_one_row_with_mean_and_std(store):
     assert mean == pytest.approx(statistics.fmean(finals)) and std == pytest.approx(statistics.pstdev(finals))
     assert seeds.stat("best_greedy")[0] == pytest.approx(statistics.fmean([0.867, 0.78, 0.8]))
     assert seeds.stat("training_rows")[0] == pytest.approx(3 * 42)
+    assert seeds.stat("final_faithful") == (pytest.approx(0.3), pytest.approx(0.0))  # the last iteration's
     assert seeds.stat("wall_s")[0] == pytest.approx(4 * 10 + 5 * (1 + 2 + 3))
     assert (seeds.method, seeds.selection, seeds.prm, seeds.temperature) == (
         "continuous", "top-2 by PRM", "prm-a", "search every 2 (0.4..1)")
     assert (rft.method, rft.selection, rft.temperature) == ("iterative-rft", "all correct", "static T=0.7")
     assert rft.stat("final_reward_pass_at_2") == (None, None) and rft.stat("final_greedy") == (0.9, None)
     other = compare_runs(store, runs=["other"])[0]
-    assert other.selection == "random-2 incl. wrong"
+    assert other.selection == "random-2 incl. wrong" and other.stat("final_faithful") == (None, None)
 
 
 def test_cli_prints_the_grouped_table_and_writes_the_png(store, cli, tmp_path):
@@ -63,6 +65,7 @@ def test_cli_prints_the_grouped_table_and_writes_the_png(store, cli, tmp_path):
     r = cli("compare", "--run-prefix", "cmp-", "--out", png, "--store", store.uri)
     assert r.rc == 0, r.err
     assert "80.0 ± 5.5" in r.out and "0 / 1 / 2" in r.out and "cmp-rft" in r.out and "90.0" in r.out
+    assert "faithful" in r.out and "30.0 ± 0.0" in r.out
     assert written_by_us(png)
     (tmp_path / "mine.png").write_text("not ours")
     r = cli("compare", "--runs", "cmp-s0", "--out", tmp_path / "mine.png", "--store", store.uri)

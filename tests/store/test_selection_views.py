@@ -151,6 +151,22 @@ def test_dynamics_faithful_reasoning(store_uri):
     assert g["faithful_rate"] is None and g["step_valid_rate"] is None
 
 
+def test_faithful_k_prefers_responses_whose_steps_are_true(store_uri):
+    s = Store(store_uri)
+    valid = [[False, True, True], [True, True, True], [False, False, True], [True, False, False], None]
+    rows = [dict(_row("f", 1, "explore", "q1", i, True, response=f"r{i}"), steps_valid=v) for i, v in enumerate(valid)]
+    rows += [dict(_row("f", 1, "explore", "q1", 9, False), steps_valid=[True, True, True])]     # wrong answer
+    rows += [dict(_row("f", 1, "explore", "q2", i, True), steps_valid=None) for i in range(4)]  # no checker
+    s.append("rollouts", rows)
+    got = run_view(s, "trainset_faithful_k", run="f", iteration=1, k=2).to_pylist()
+    q1 = [r for r in got if r["query_id"] == "q1"]
+    assert [r["response"] for r in q1] == ["r1", "r0"]          # all true, then the larger share (2/3 > 1/3)
+    assert q1[0]["steps_valid_share"] == 1.0 and q1[0]["prm_score"] is None
+    q2 = [r["rollout_id"] for r in got if r["query_id"] == "q2"]
+    assert q2 == [r["rollout_id"] for r in run_view(s, "trainset_random_k", run="f", iteration=1, k=2).to_pylist()
+                  if r["query_id"] == "q2"]                     # without a checker: the same seeded random-2
+
+
 def test_a_version_pinned_before_a_column_existed_reads_it_as_nulls(store_uri):
     """Training sets pinned by an older mstar lack columns added since (here pseudo_correct, which today's
     views read): the pinned version still runs, with the column as NULLs."""
