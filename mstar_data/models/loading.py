@@ -66,6 +66,9 @@ def load_policy(path: str | Path, *, device: str | None = None, dtype: str | Non
     path = Path(path)
     if not (path / "config.json").is_file():
         raise MstarError(f"--policy {path}: not a model folder (no config.json)")
+    from mstar_data.train.checkpoint import check
+
+    check(path)  # a damaged checkpoint or model folder: one line naming the folder and the file
     register_image_only_processors()
     device = device or default_device()
     # bf16 on GPU, fp32 on CPU unless asked otherwise.

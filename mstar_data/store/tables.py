@@ -84,6 +84,14 @@ def _is_commit_conflict(e: BaseException) -> bool:
     return isinstance(e, CommitConflictError) or "commit conflict" in str(e).lower()
 
 
+def _is_disk_full(e: OSError) -> bool:
+    """ENOSPC or EDQUOT, as an OSError's errno or in the message of one that Lance (Rust) raises."""
+    import errno
+
+    return e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        m in str(e).lower() for m in ("no space left on device", "os error 28", "disk quota exceeded"))
+
+
 @dataclass
 class TableInfo:
     name: str
@@ -226,7 +234,14 @@ class Store:
         if rows.num_rows == 0:
             return 0
         with uninterrupted():
-            return self._write(name, rows)
+            try:
+                return self._write(name, rows)
+            except OSError as e:
+                if not _is_disk_full(e):
+                    raise
+                raise StoreError(f"store {self.uri}: no space left on device while writing {rows.num_rows} rows to "
+                                 f"{name}; the rows committed before are kept: free some space and rerun the "
+                                 f"same command to write only what is missing") from e
 
     def _write(self, name: str, rows: pa.Table) -> int:
         table = self.table(name)
