@@ -43,6 +43,8 @@ def _fmt(mean, std, pct: bool) -> str:
 def compare_tables(groups):
     """Three tables that fit a terminal: what each configuration is, its accuracy, and its faithful reasoning
     and cost (joined by #)."""
+    from mstar_data.compare import run_label
+
     what = plain_table("configurations (runs that differ only in seed are one row)")
     for c in ("#", "method", "selection", "PRM", "temperature", "seeds", "runs"):
         what.add_column(c)
@@ -57,7 +59,7 @@ def compare_tables(groups):
     for i, g in enumerate(groups, 1):
         ks = sorted({r["k"] for r in g.runs if r["k"] is not None})
         what.add_row(*(cell(v) for v in (i, g.method, g.selection, g.prm, g.temperature,
-                                          " / ".join(str(s) for s in g.seeds), ", ".join(r["run_id"] for r in g.runs))))
+                                          " / ".join(str(s) for s in g.seeds), ", ".join(run_label(r) for r in g.runs))))
         got.add_row(*(cell(v) for v in (
             i, _fmt(*g.stat("final_greedy"), True), _fmt(*g.stat("best_greedy"), True),
             _fmt(*g.stat("final_pass_at_k"), True) + (f" (K={ks[0]})" if len(ks) == 1 else ""),

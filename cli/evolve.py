@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from mstar_cli.generate import _progress
 from mstar_cli.options import (ArtifactsOpt, StoreOpt, cell, console, open_store, plain_table, say, shell_command,
@@ -79,7 +78,7 @@ def _print_dynamics(rows: list[dict], title: str) -> None:
 
 
 def _print_grpo_steps(rows: list[dict], title: str) -> None:
-    t = Table(title=title, title_justify="left")
+    t = plain_table(title)
     cols = [("step", "step", "{}"), ("R", "reward_mean", "{:.2f}"), ("acc", "accuracy", "{:.0%}"),
             ("fmt", "format", "{:.0%}"), ("0-std", "frac_zero_std", "{:.0%}"), ("len", "mean_len", "{:.0f}"),
             ("aha", "reflection", "{:.0%}"), ("loss", "loss", "{:.3f}"), ("clip", "clip_frac", "{:.2f}"),

@@ -65,8 +65,17 @@ def cell(value: object) -> Text:
     return value if isinstance(value, Text) else Text(str(value))
 
 
+class _LiteralTable(Table):
+    """A table that never drops characters: a value (or header) too long for its column folds onto more lines
+    instead of ending in an ellipsis."""
+
+    def add_column(self, *args, **kwargs) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
+
 def plain_table(title: str | None = None, **kwargs) -> Table:
-    return Table(title=None if title is None else cell(title), title_justify="left", **kwargs)
+    return _LiteralTable(title=None if title is None else cell(title), title_justify="left", **kwargs)
 
 
 def open_store(uri: str | None, *, create: bool = True):

@@ -71,6 +71,18 @@ def temperature_label(r: dict) -> str:
     return "-" if r["temperature"] is None else f"static T={r['temperature']:g}"
 
 
+def run_label(r: dict) -> str:
+    """The run id, and how far it got when it has not measured every iteration its recipe asks for (a run still
+    going, or one that stopped): its numbers are then those of its last measured iteration."""
+    try:
+        planned = json.loads(r["recipe"] or "{}").get("data", {}).get("iterations")
+    except (ValueError, AttributeError):
+        planned = None
+    if isinstance(planned, int) and r["iterations"] is not None and r["iterations"] < planned:
+        return f"{r['run_id']} (unfinished: {r['iterations']}/{planned})"
+    return r["run_id"]
+
+
 def config_key(recipe: str | None, run_id: str) -> str:
     """The resolved recipe without run.id and run.seed: equal keys differ only in seed."""
     try:

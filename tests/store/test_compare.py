@@ -15,11 +15,11 @@ from mstar_data.store import Store
 
 # (run, recipe overrides, greedy per iteration 0..3, n_train per iteration)
 RUNS = [
-    ("cmp-s0", ["run.seed=0"], [0.30, 0.60, 0.80, 0.867], 40),
-    ("cmp-s1", ["run.seed=1"], [0.30, 0.50, 0.78, 0.733], 42),
-    ("cmp-s2", ["run.seed=2"], [0.30, 0.55, 0.70, 0.800], 44),
+    ("cmp-s0", ["run.seed=0", "data.iterations=3"], [0.30, 0.60, 0.80, 0.867], 40),
+    ("cmp-s1", ["run.seed=1", "data.iterations=3"], [0.30, 0.50, 0.78, 0.733], 42),
+    ("cmp-s2", ["run.seed=2", "data.iterations=3"], [0.30, 0.55, 0.70, 0.800], 44),
     ("cmp-rft", ["run.seed=0", "train.method='iterative-rft'", "select.view='trainset_all_correct'",
-                 "temperature.search_every=0"], [0.30, 0.70, 0.85, 0.90], 100),
+                 "temperature.search_every=0"], [0.30, 0.70, 0.85, 0.90], 100),   # stopped after iteration 3
     ("other", ["run.seed=0", "select.view='trainset_random_k'", "select.correct_only=false"], [0.3, 0.2], 10),
 ]
 
@@ -66,6 +66,7 @@ def test_cli_prints_the_grouped_table_and_writes_the_png(store, cli, tmp_path):
     assert r.rc == 0, r.err
     assert "80.0 ± 5.5" in r.out and "0 / 1 / 2" in r.out and "cmp-rft" in r.out and "90.0" in r.out
     assert "faithful" in r.out and "30.0 ± 0.0" in r.out
+    assert r.out.count("unfinished") == 1 and "3/4" in r.out  # cmp-rft was asked for 4 iterations and ran 3
     assert written_by_us(png)
     (tmp_path / "mine.png").write_text("not ours")
     r = cli("compare", "--runs", "cmp-s0", "--out", tmp_path / "mine.png", "--store", store.uri)
