@@ -118,6 +118,17 @@ def no_sources_error(cfg: LabelConfig) -> MstarError:
                       f"sample some with `mstar generate` first")
 
 
+def start_job(store, cfg: LabelConfig) -> tuple[float, datetime, LabelResult, list[dict]]:
+    """What every labeller starts with: the clock, the job's result and its source rollouts (none: an error)."""
+    t_start, started_at = time.perf_counter(), datetime.now(timezone.utc)
+    result = LabelResult(uuid.uuid4().hex)
+    parents = source_rollouts(store, cfg)
+    result.parents = len(parents)
+    if not parents:
+        raise no_sources_error(cfg)
+    return t_start, started_at, result, parents
+
+
 def labelled_steps(store, cfg: LabelConfig, parents: dict) -> list[dict]:
     """The stored labels of this labeller for these source rollouts."""
     return [r for r in store.stored_keys("step_labels", where=equals("run_id", cfg.run)).to_pylist()
@@ -138,13 +149,7 @@ def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None
         raise MstarError("--policy: the mc labeller continues step prefixes with a policy; give its folder")
     if cfg.backend == "lmdeploy":
         raise MstarError("--backend lmdeploy cannot continue an assistant prefix; use hf or vllm")
-    t_start = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
-    result = LabelResult(uuid.uuid4().hex)
-    parents = source_rollouts(store, cfg)
-    result.parents = len(parents)
-    if not parents:
-        raise no_sources_error(cfg)
+    t_start, started_at, result, parents = start_job(store, cfg)
     by_id = {p["rollout_id"]: p for p in parents}
     labelled = labelled_steps(store, cfg, by_id)
     done_steps: dict[str, int] = {}

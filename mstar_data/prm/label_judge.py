@@ -16,14 +16,11 @@ waves and a rerun asks only about the steps not yet labelled. Seeds are derived 
 from __future__ import annotations
 
 import time
-import uuid
-from datetime import datetime, timezone
 
 from mstar_data.errors import MstarError
 from mstar_data.inputs import query_inputs
 from mstar_data.keys import sample_seed
-from mstar_data.prm.label import (LabelConfig, LabelResult, _finish, no_sources_error, source_rollouts,
-                                  verdict_label)
+from mstar_data.prm.label import LabelConfig, LabelResult, _finish, start_job, verdict_label
 from mstar_data.progress import report
 from mstar_data.prompts import parse_step_verdict, step_judge_prompt
 from mstar_data.sampling.engine import SampleRequest
@@ -35,13 +32,8 @@ def run_judge_label(store, cfg: LabelConfig, engine=None, progress=None) -> Labe
 
     if engine is None and not cfg.judge_model:
         raise MstarError("--judge-model: the judge labeller needs the model that judges the steps")
-    t_start = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
-    result = LabelResult(uuid.uuid4().hex)
-    parents = {p["rollout_id"]: p for p in source_rollouts(store, cfg)}
-    result.parents = len(parents)
-    if not parents:
-        raise no_sources_error(cfg)
+    t_start, started_at, result, sources = start_job(store, cfg)
+    parents = {p["rollout_id"]: p for p in sources}
     # Where each response stands: the next step to ask about, or finished (a No, an unread verdict, the end).
     labels_of: dict[str, dict[int, bool | None]] = {}
     for r in store.stored_keys("step_labels", ("hard_label",),

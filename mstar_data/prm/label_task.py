@@ -9,26 +9,15 @@ written. A rerun writes only the labels that are missing.
 
 from __future__ import annotations
 
-import time
-import uuid
-from datetime import datetime, timezone
-
 from mstar_data.errors import MstarError
 from mstar_data.inputs import select_queries
-from mstar_data.prm.label import (LabelConfig, LabelResult, _finish, labelled_steps, no_sources_error,
-                                  source_rollouts, verdict_label)
+from mstar_data.prm.label import LabelConfig, LabelResult, _finish, labelled_steps, start_job, verdict_label
 from mstar_data.progress import report
 from mstar_data.tasks.checkers import check_steps, query_checker
 
 
 def run_task_label(store, cfg: LabelConfig, progress=None) -> LabelResult:
-    t_start = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
-    result = LabelResult(uuid.uuid4().hex)
-    parents = source_rollouts(store, cfg)
-    result.parents = len(parents)
-    if not parents:
-        raise no_sources_error(cfg)
+    t_start, started_at, result, parents = start_job(store, cfg)
     queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({p["query_id"] for p in parents}))}
     done = {(r["rollout_id"], r["step_idx"]) for r in labelled_steps(store, cfg, {p["rollout_id"] for p in parents})}
     result.labels_skipped = len(done)

@@ -61,7 +61,10 @@ def latest_step(final: Path) -> Path | None:
             if not isinstance(read_meta(p).get("local_step"), int):
                 raise CheckpointError(f"checkpoint {p}: {META} has no local_step")
         except CheckpointError as e:
-            aside = _set_aside(p)
+            # Only a folder that carries our marks (our metadata file or trainer state) is renamed; anything
+            # else in .steps is not ours to move, and is only passed over.
+            ours = (p / META).exists() or (p / "trainer").is_dir()
+            aside = _set_aside(p) if ours else None
             log.warning("warning: %s; skipped%s, resuming from an earlier step checkpoint", e,
                         f" and set aside as {aside.name}" if aside else "")
             continue
