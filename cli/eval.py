@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.generate import Backend, _progress
+from mstar_cli.generate import Backend, ExecutorOpt, _progress
 from mstar_cli.options import StoreOpt, build_config, cell, choice, console, open_store, plain_table, say, value
 
 BenchmarkFormat = choice("BenchmarkFormat", "auto", "mathvista", "mathv360k", "jsonl", "parquet")
@@ -47,7 +47,7 @@ def evaluate(
                                                          "self-select-scaling.png.")] = None,
         breakdown: Annotated[bool, typer.Option(help="Print the accuracy per question_type, answer_type and "
                                                      "metadata field.")] = True,
-        store: StoreOpt = None) -> None:
+        executor: ExecutorOpt = "local", store: StoreOpt = None) -> None:
     """Sample a policy once and compare test-time selection methods on the same samples (stored in `evals`).
 
     Example: mstar eval --split test --n 8 --select-k 2..6 --prm policies/prm"""
@@ -57,7 +57,8 @@ def evaluate(
                        benchmark_format=value(benchmark_format), preset=preset, images=images, dataset=dataset,
                        select=parse_methods(select), n=n, select_k=parse_k(select_k), temperature=temperature,
                        prm=prm, aggregate=value(aggregate), seed=seed, limit=limit, max_new_tokens=max_new_tokens,
-                       batch_size=batch_size, backend=value(backend), prompt_variant=value(prompt_variant), plot=plot)
+                       batch_size=batch_size, backend=value(backend), prompt_variant=value(prompt_variant), plot=plot,
+                       executor=value(executor))
     s = open_store(store, create=False)
     with _progress() as progress:
         r = run_policy_eval(s, cfg, progress=progress)

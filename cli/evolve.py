@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.generate import _progress
+from mstar_cli.generate import ExecutorOpt, RayShardOpt, RayWorkersOpt, _progress
 from mstar_cli.options import (ArtifactsOpt, StoreOpt, cell, console, open_store, plain_table, say, shell_command,
-                               summary)
+                               summary, value)
 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: section.key=value.")]
 
@@ -22,11 +22,14 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
            print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved recipe (every "
                                                       "default, --set and --smoke applied) as JSON and exit.")] = False,
            artifacts: ArtifactsOpt = None,
+           executor: ExecutorOpt = "local", ray_shard_size: RayShardOpt = 256, ray_workers: RayWorkersOpt = None,
            store: StoreOpt = None) -> None:
     """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
     rerunning a run id with a different resolved recipe is refused. Before the first step it runs the checks
     of `mstar validate` (views, data, model folders, backend), then holds the run id's lease: a second process
-    on the same run id is refused. Relative paths in the recipe resolve against the artifacts root."""
+    on the same run id is refused. Relative paths in the recipe resolve against the artifacts root.
+    --executor ray runs every sampling stage (explore, val, temperature sweep) on Ray actors, with the same rows
+    as local; it is not part of the recipe, so a run may resume under either. GRPO recipes sample locally only."""
     from mstar_data.loop.evolve import Evolve
     from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
@@ -37,17 +40,25 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         typer.echo(recipe_json(r))
         return
     check_views_exist(r)  # before opening the store (seconds of imports): the loop checks all the rest
+    executor = value(executor)
+    if is_grpo(r) and executor != "local":  # refused before the store is opened
+        from mstar_data.errors import MstarError
+        from mstar_data.loop.grpo import GRPO_EXECUTOR
+
+        raise MstarError(GRPO_EXECUTOR.format(executor=executor))
     s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:
-            result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
+            result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log,
+                          executor=executor).run_all()
         _print_grpo_steps(result.steps, f"run {result.run} (GRPO)")
         summary(f"evolve {result.run}", [("val greedy accuracy, start -> end",
                                            f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),
                                           ("seconds", f"{result.seconds:.1f}")])
         return
     with _progress() as progress:
-        result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log).run_all()
+        result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log, executor=executor,
+                        ray_shard_size=ray_shard_size, ray_workers=ray_workers).run_all()
     _print_dynamics(result.iterations, f"run {result.run}")
     summary(f"evolve {result.run}", [("greedy accuracy, start -> end",
                                        f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),

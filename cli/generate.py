@@ -12,6 +12,7 @@ from mstar_cli.options import ForceOpt, StoreOpt, build_config, choice, open_sto
 STAGES = ("warmup", "explore", "val", "temp-sweep", "eval", "mc")
 BACKENDS = ("hf", "lmdeploy", "vllm")
 PROMPT_VARIANTS = ("cot", "warmup", "r1", "benchmark")
+EXECUTORS = ("local", "ray")
 
 PolicyOpt = Annotated[str, typer.Option("--policy", help="Policy model folder (Hugging Face layout).")]
 SplitOpt = Annotated[str, typer.Option(help="Queries of this split (the store must hold it; see "
@@ -28,6 +29,13 @@ Backend = choice("Backend", *BACKENDS)
 PromptVariant = choice("PromptVariant", *PROMPT_VARIANTS)
 Size = choice("Size", "tiny", "small")
 BackendOpt = Annotated[Backend, typer.Option(help="Inference backend (lmdeploy and vllm need their extras).")]
+Executor = choice("Executor", *EXECUTORS)
+ExecutorOpt = Annotated[Executor, typer.Option(
+    help="local (this machine) or ray (deterministic shards on Ray actors, one engine each, committed once "
+         "each through a shard ledger; needs the ray extra; RAY_ADDRESS picks the cluster).")]
+RayShardOpt = Annotated[int, typer.Option(min=1, help="--executor ray: rollouts per shard (one commit each).")]
+RayWorkersOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="--executor ray: actors (default: one per GPU of the cluster, else one per CPU).")]
 
 
 def _progress():
@@ -77,14 +85,19 @@ def generate(policy: PolicyOpt, split: SplitOpt = "train", n: NOpt = 4,
                       "(<think>/<answer>).")] = "cot",
              flush_rows: Annotated[int, typer.Option(min=1, help="Write to the store every this many rollouts "
                                                                  "(and at least every 10 s).")] = 1024,
+             executor: ExecutorOpt = "local", ray_shard_size: RayShardOpt = 256, ray_workers: RayWorkersOpt = None,
+             deterministic: Annotated[bool, typer.Option(
+                 "--deterministic", help="hf: fp32 weights and logits, and torch's deterministic settings "
+                                         "(slower). What reproduces where: docs/sampling.md.")] = False,
              store: StoreOpt = None) -> None:
     """Sample N responses per query, judge them, split their steps, and store them as rollouts (resumable;
     Ctrl-C keeps what is finished).
 
-    Example: mstar generate --policy policies/base --split train --n 8 --run r1"""
+    Example: mstar generate --policy policies/base --split train --n 8 --run r1 [--executor ray]"""
     _generate(store, policy=policy, split=split, n=n, temperature=temperature, run=run, iteration=iteration,
               stage=stage, backend=backend, shard=shard, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
-              batch_size=batch_size, prompt_variant=prompt_variant, flush_rows=flush_rows)
+              batch_size=batch_size, prompt_variant=prompt_variant, flush_rows=flush_rows, executor=executor,
+              ray_shard_size=ray_shard_size, ray_workers=ray_workers, deterministic=deterministic)
 
 
 def warmup(policy: PolicyOpt, run: RunOpt = "default", split: SplitOpt = "train", n: NOpt = 4,

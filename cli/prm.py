@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mstar_cli.generate import STAGES, Backend, _progress
+from mstar_cli.generate import STAGES, Backend, ExecutorOpt, _progress
 from mstar_cli.options import (ForceOpt, StoreOpt, build_config, cell, choice, console, open_store, plain_table,
                                summary, value)
 
@@ -47,7 +47,7 @@ def label(run: RunOpt,
               min=1, help="Length cap of a continuation (mc, default 128) or a verdict (judge, default 8).")] = None,
           batch_size: BatchOpt = 64,
           backend: Annotated[Backend, typer.Option(help="hf or vllm (mc: lmdeploy cannot continue a prefix).")] = "hf",
-          store: StoreOpt = None) -> None:
+          executor: ExecutorOpt = "local", store: StoreOpt = None) -> None:
     """Step labels for PRM training, kept per labeller (resumable: a rerun labels only what is missing).
 
     Example: mstar prm label --run r1 --policy policies/base --continuations 8
@@ -75,7 +75,7 @@ def label(run: RunOpt,
                        temperature=temperature if temperature is not None else 0.0 if judging else 1.0,
                        iteration=iteration, stage=value(stage), split=split, shard=shard_t, limit=limit, seed=seed,
                        max_new_tokens=max_new_tokens or (8 if judging else 128), batch_size=batch_size,
-                       backend=value(backend))
+                       backend=value(backend), executor=value(executor))
     s = open_store(store, create=False)
     check_split(s, split)
     with _progress() as progress:

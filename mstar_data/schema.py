@@ -83,6 +83,12 @@ ROLLOUTS = pa.schema([
     # Tasks with a step checker (mstar_data/tasks/checkers.py): whether each step is true of the scene. The
     # faithful-reasoning metric of the dynamics view and the `task` PRM labeller read it. docs/prm.md.
     _f("steps_valid", pa.list_(pa.bool_())),
+    # What reproducing a rollout needs besides its seed (docs/sampling.md, "What reproduces where"); null in
+    # rows from before them, or where an engine does not say.
+    _f("engine", pa.string()),                # hf / vllm / lmdeploy
+    _f("dtype", pa.string()),                 # the weights' dtype: float32, bfloat16, ...
+    _f("deterministic", pa.bool_()),          # sampled under --deterministic
+    _f("batch_key", pa.string()),             # "<hash of the engine call's ordered rollout ids>/<position>"
 ])
 
 STEP_LABELS = pa.schema([
@@ -247,6 +253,19 @@ LEASES = pa.schema([
     _f("note", pa.string()),
 ])
 
+# The Ray executor's shard-commit ledger (mstar_data/exec/ledger.py): one row per shard of a job whose rows were
+# committed (or found already committed), so a retried or duplicated shard adds nothing twice.
+SHARD_LEDGER = pa.schema([
+    _f("scope", pa.string(), False),          # the job's slice of the table (a Lance filter: run, iteration, stage)
+    _f("shard_id", pa.string(), False),       # hash of (scope, shard index, the shard's rollout ids)
+    _f("table_name", pa.string(), False),     # the table the shard's rows went to (rollouts)
+    _f("shard_index", pa.int32()),
+    _f("n_rows", pa.int64()),                 # rows the commit added (0: found already committed)
+    _f("table_version", pa.int64()),          # the table's version after the commit
+    _f("outcome", pa.string()),               # committed / found (committed by an earlier try, ledger row lost)
+    _f("committed_at", _ts),
+])
+
 TABLES: dict[str, pa.Schema] = {
     "queries": QUERIES,
     "images": IMAGES,
@@ -260,6 +279,7 @@ TABLES: dict[str, pa.Schema] = {
     "pseudo_labels": PSEUDO_LABELS,
     "evals": EVALS,
     "leases": LEASES,
+    "shard_ledger": SHARD_LEDGER,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -275,6 +295,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "pseudo_labels": ("run_id", "iteration", "query_id"),
     "evals": ("eval_id", "method", "k", "group_by", "group_value"),
     "leases": ("run_id", "holder", "event", "at"),
+    "shard_ledger": ("scope", "shard_id"),
 }
 
 # What a key column added after the first release means where an older row reads NULL (store/tables.py).

@@ -4,9 +4,24 @@ once a run reaches a seeded point."""
 import json
 import signal
 import subprocess
+import sys
 import time
+from collections import Counter
 
+from mstar_data.schema import KEYS
 from mstar_data.store import Store
+
+
+def mstar(*args) -> list[str]:
+    """The command line of `mstar ARGS...` run by this interpreter (the venv's, whatever PATH says)."""
+    return [sys.executable, "-c", "from mstar_cli.main import main; main()", *map(str, args)]
+
+
+def duplicate_keys(store, table: str) -> list[tuple]:
+    """The keys (schema.KEYS) stored more than once in a table, read from every row."""
+    key = KEYS[table]
+    rows = Store(str(store), create=False).dataset(table).to_table(columns=list(key)).to_pylist()
+    return [k for k, n in Counter(tuple(r[c] for c in key) for r in rows).items() if n > 1]
 
 
 def run_progress(store) -> int:
@@ -27,11 +42,12 @@ def table_rows(store, table: str, drop: set[str]) -> list[dict]:
     return sorted(out, key=lambda r: json.dumps(r, sort_keys=True))
 
 
-def kill_when(cmd: list[str], store, target: int, env: dict, timeout: float = 300) -> int:
-    """Start `cmd`, SIGKILL it once the store's progress reaches `target`; its return code."""
+def kill_when(cmd: list[str], store, target: int, env: dict, timeout: float = 300, progress=run_progress) -> int:
+    """Start `cmd`, SIGKILL it once `progress(store)` (by default run_progress) reaches `target`; its return
+    code (-SIGKILL when the kill came before the command ended on its own)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + timeout
-    while proc.poll() is None and run_progress(store) < target and time.time() < deadline:
+    while proc.poll() is None and progress(store) < target and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

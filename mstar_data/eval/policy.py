@@ -67,6 +67,8 @@ class EvalConfig(BaseModel):
     backend: str = Field("hf", description="hf, lmdeploy or vllm.")
     prompt_variant: str = Field("cot", description="cot or benchmark (the dataset's own instruction).")
     plot: str | None = Field(None, description="PNG of the self-select scaling curve (with a --select-k range).")
+    executor: str = Field("local", description="Where the samples are made: local, or ray (shards on Ray actors, "
+                                               "one engine each; needs the ray extra).")
 
 
 def parse_methods(text: str) -> list[str]:
@@ -273,24 +275,34 @@ def run_policy_eval(store, cfg: EvalConfig, *, parts: EvalParts | None = None, p
             engine["e"] = parts.load_engine(cfg.backend, policy)
         return engine["e"]
 
+    executor, sampler = None, get_engine
+    if cfg.executor != "local":  # one set of actors (each loads its own engine) for all three samplings
+        from functools import partial
+
+        from mstar_data.exec import make_executor
+
+        executor = make_executor(cfg.executor, store, batch_size=cfg.batch_size, progress=progress)
+        sampler = partial(parts.load_engine, cfg.backend, policy)
     result = EvalResult("", run, iteration, str(policy), source, len(ids))
     gen = GenerateConfig(policy=str(policy), split=None, query_ids=ids, n=1, temperature=0.0, run=run,
                          iteration=iteration, stage=STAGE, backend=cfg.backend, seed=cfg.seed,
                          max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                         prompt_variant=cfg.prompt_variant)
+                         prompt_variant=cfg.prompt_variant, executor=cfg.executor)
     try:
         if "greedy" in methods:
-            result.sampled += run_generate(store, gen, engine=get_engine, progress=progress).written
+            result.sampled += run_generate(store, gen, engine=sampler, progress=progress, executor=executor).written
         if set(methods) - {"greedy"}:
             result.sampled += run_generate(store, gen.model_copy(update={"n": cfg.n, "temperature": cfg.temperature,
                                                                          "sample_offset": 1}),
-                                           engine=get_engine, progress=progress).written
+                                           engine=sampler, progress=progress, executor=executor).written
         if "self-select" in methods:
             result.sampled += self_select(store, cfg, run=run, iteration=iteration, queries=queries,
-                                          engine=get_engine, progress=progress)
+                                          engine=sampler, progress=progress, executor=executor)
     finally:
         if "e" in engine:
             engine.pop("e").release()
+        if executor is not None:
+            executor.close()
     if prm:
         from mstar_data.prm.score import ScoreConfig
 
@@ -317,8 +329,9 @@ def run_policy_eval(store, cfg: EvalConfig, *, parts: EvalParts | None = None, p
 
 
 def self_select(store, cfg: EvalConfig, *, run: str, iteration: int, queries: list[dict], engine,
-                progress=None) -> int:
-    """For each K and query: the policy's pick among its first K samples. Returns the rollouts written."""
+                progress=None, executor=None) -> int:
+    """For each K and query: the policy's pick among its first K samples. Returns the rollouts written.
+    `executor` defaults to a local one."""
     from mstar_data.exec.jobs import record_job
     from mstar_data.exec.local import LocalExecutor
     from mstar_data.sampling.rollouts import Plan, Planned, RolloutContext, query_prompt
@@ -352,7 +365,7 @@ def self_select(store, cfg: EvalConfig, *, run: str, iteration: int, queries: li
                                 prompt=ex.prompt))
     ctx = RolloutContext(run, iteration, SELECT_STAGE, 0.0, cfg.max_new_tokens, PROMPT_VARIANT)
     plan = Plan(ctx, todo, skipped, scope)
-    executor = LocalExecutor(store, batch_size=cfg.batch_size, progress=progress)
+    executor = executor or LocalExecutor(store, batch_size=cfg.batch_size, progress=progress)
     job_id, status = uuid.uuid4().hex, "finished"
     before = store.count("rollouts", scope) if todo else 0
     try:

@@ -80,5 +80,6 @@ def ingest_items(store, items: list[Item], *, source: str, dataset: str, split: 
     new_queries = store.new_rows("queries", queries, conflict_column="record_sha256", source=source)
     if images:
         result.images_added = store.append("images", pa.Table.from_pylist(list(images.values()), schema=TABLES["images"]))
-    result.queries_added = store.write("queries", new_queries)
+    # Checked again under the table's write lock: another ingest may have added some of them meanwhile.
+    result.queries_added = store.append("queries", new_queries, conflict_column="record_sha256", source=source)
     return result

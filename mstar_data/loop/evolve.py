@@ -11,6 +11,14 @@
 
 Every step writes keyed rows, and every step first looks for what it already wrote, so rerunning the same
 command after a crash goes on from the last finished step and writes nothing twice.
+
+Where the sampling runs (`executor`, `mstar evolve --executor local|ray`): `local` samples in this process
+with one engine, loaded on first use and kept between stages as the memory plan allows. `ray` hands every
+sampling stage (explore, val, temp-sweep) to one RayExecutor (exec/ray_executor.py) with a picklable factory
+for the stage's policy folder: its actors are kept between stages on the same policy and closed wherever the
+local engine would be released (a new policy, training, the PRM under the one-model plan, the end). The rows
+are the same either way (rollouts are seeded per row), so the executor is not part of the run's recipe: a run
+may be resumed under the other one.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -73,12 +82,21 @@ EvolveResult = LoopResult
 
 class Evolve:
     def __init__(self, store, recipe: Recipe, *, artifacts: str | None = None, parts: LoopParts | None = None,
-                 progress=None, log=lambda msg: None):
+                 progress=None, log=lambda msg: None, executor: str = "local", ray_workers: int | None = None,
+                 ray_shard_size: int | None = None):
         from mstar_data.artifacts import checkpoints_dir
+        from mstar_data.exec import make_executor
 
         from mstar_data.loop.validate import with_resolved_paths
 
         self.store, self.progress, self.log = store, progress, log
+        # The sampling executor: None samples here (the engine below); a RayExecutor (made now, so a missing
+        # Ray fails in one line before any step) owns its actors, one engine each.
+        self._ray = None if executor == "local" else make_executor(
+            executor, store, batch_size=recipe.sample.batch_size, shard_size=ray_shard_size, workers=ray_workers,
+            progress=progress)
+        self.executor, self.ray_workers, self.ray_shard_size = executor, ray_workers, ray_shard_size
+        self._factory, self._factory_policy = None, None  # the actors' engine factory, one per policy
         # The run record keeps the recipe as given; the loop uses its model paths resolved (relative ones
         # against the artifacts root).
         self.given, self.artifacts = recipe, artifacts
@@ -137,6 +155,22 @@ class Evolve:
         if self._engine is not None:
             self._engine.release()
         self._engine, self._engine_policy = None, None
+        if self._ray is not None:  # the actors hold engines (GPUs): they go wherever the local engine would
+            self._ray.close()
+        self._factory, self._factory_policy = None, None
+
+    def engine_factory(self, policy: str):
+        """--executor ray: the picklable factory the actors load `policy` with. The same object while the
+        policy stays (the executor keeps its actors for the same factory); a new policy first closes the
+        actors of the old one, and under the one-model plan releases the PRM, as engine() does."""
+        if self._factory is not None and self._factory_policy != policy:
+            self.release_engine()
+        if self._factory is None:
+            if self.one_model:
+                self.release_prm()
+            self._factory = partial(self.parts.load_engine, self.r.sample.backend, policy)
+            self._factory_policy = policy
+        return self._factory
 
     def prm(self):
         if self._prm is None:
@@ -160,7 +194,14 @@ class Evolve:
         cfg = GenerateConfig(policy=policy, split=None, query_ids=query_ids, n=n, temperature=temperature,
                              run=self.run, iteration=iteration, stage=stage, backend=s.backend, seed=self.r.run.seed,
                              max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, sample_offset=offset)
-        return run_generate(self.store, cfg, engine=lambda: self.engine(policy), progress=self.progress)
+        if self._ray is None:
+            return run_generate(self.store, cfg, engine=lambda: self.engine(policy), progress=self.progress)
+        ray_opts = {"executor": self.executor, "ray_workers": self.ray_workers}  # as the jobs row records them
+        if self.ray_shard_size:
+            ray_opts["ray_shard_size"] = self.ray_shard_size
+        cfg = cfg.model_copy(update=ray_opts)
+        return run_generate(self.store, cfg, engine=self.engine_factory(policy), executor=self._ray,
+                            progress=self.progress)
 
     def score(self, iteration: int, stage: str, **only) -> None:
         """PRM step scores for this iteration's rollouts of `stage`, only those the loop reads (`only`: see

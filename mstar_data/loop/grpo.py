@@ -41,6 +41,11 @@ from mstar_data.train import checkpoint as ckpt
 STAGE, VAL_STAGE = "grpo", "grpo-val"
 ADVANTAGE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("advantage", pa.float32())])
 REWARD_SCHEMA = pa.schema([("rollout_id", pa.string()), ("reward", pa.float32())])
+# GRPO samples with the very model being trained (the hf engine shares the trainer's module). Actors would need
+# the weights after every optimizer step (saved to a live-step folder and reloaded before the next sampling),
+# and the reward function shipped with each shard: not built yet.
+GRPO_EXECUTOR = ("--executor {executor}: a GRPO recipe samples only with --executor local (Ray actors would have to "
+                 "reload the weights after every optimizer step; that is not implemented)")
 
 
 @dataclass
@@ -60,8 +65,11 @@ def latest_checkpoint(root: Path, run: str) -> tuple[int, Path | None]:
 
 class Grpo:
     def __init__(self, store, recipe: GrpoRecipe, *, artifacts: str | None = None, progress=None,
-                 log=lambda msg: None):
+                 log=lambda msg: None, executor: str = "local"):
         from mstar_data.artifacts import checkpoints_dir
+
+        if executor != "local":  # before anything is read or written
+            raise MstarError(GRPO_EXECUTOR.format(executor=executor))
 
         from mstar_data.loop.validate import with_resolved_paths
 
@@ -113,7 +121,7 @@ class Grpo:
                              aggregation=g.aggregation, temperature=r.sample.temperature,
                              max_new_tokens=r.sample.max_new_tokens, mask_truncated=g.mask_truncated)
         self.trainer = Trainer(self.loss)
-        horizon = r.train.total_steps or g.steps * g.mu
+        horizon = r.train.total_steps or g.steps * g.mu * g.mini_batches
         self.trainer.setup(path or r.run.base_policy, r.train, horizon=horizon, state_from=path,
                            seed=r.run.seed * 7919, freeze_vision=g.freeze_vision)
         if g.beta:
@@ -248,11 +256,19 @@ class Grpo:
     def model_mode(self, *, train: bool) -> None:
         self.trainer.model.train(train)
 
+    def mini_batches(self, examples: list) -> list[list]:
+        """The generation batch cut into `grpo.mini_batches` slices of whole groups, in draw order (a group's
+        G rollouts are adjacent in `examples`)."""
+        g, size = self.r.grpo, self.r.sample.group_size
+        n_groups = len(examples) // size
+        per = -(-n_groups // min(g.mini_batches, max(n_groups, 1)))  # groups per mini-batch, rounded up
+        return [examples[i:i + per * size] for i in range(0, len(examples), per * size)]
+
     def optimise(self, step: int, examples: list) -> list[dict]:
-        """mu optimizer steps over the generation batch; the train_log rows they make."""
+        """mu passes over the generation batch, each `mini_batches` optimizer steps; the train_log rows."""
         g, bs = self.r.grpo, self.r.train.batch_size
         self.model_mode(train=False)
-        if g.mu > 1:  # the sampling policy's log-probs, once per generation batch
+        if g.mu > 1 or g.mini_batches > 1:  # the sampling policy's log-probs, once per generation batch
             for e, lp in zip(examples, self.logprobs(self.trainer.policy, examples)):
                 e.old_logprobs = lp
         if g.beta:
@@ -260,13 +276,13 @@ class Grpo:
                 e.ref_logprobs = lp
         rows = []
         for _ in range(g.mu):
-            self.loss.begin_step(examples)
-            micro = [examples[i:i + bs] for i in range(0, len(examples), bs)]
-            s = self.trainer.step(micro)
-            stats = self.loss.step_stats()
-            rows.append({"run_id": self.run, "iteration": step, "step": s["step"], "local_step": s["step"],
-                         "loss": s["loss"], "lr": s["lr"], "n_tokens": s["n_tokens"], "seconds": s["seconds"],
-                         "created_at": datetime.now(timezone.utc), **stats})
+            for mb in self.mini_batches(examples):
+                self.loss.begin_step(mb)
+                s = self.trainer.step([mb[i:i + bs] for i in range(0, len(mb), bs)])
+                stats = self.loss.step_stats()
+                rows.append({"run_id": self.run, "iteration": step, "step": s["step"], "local_step": s["step"],
+                             "loss": s["loss"], "lr": s["lr"], "n_tokens": s["n_tokens"], "seconds": s["seconds"],
+                             "created_at": datetime.now(timezone.utc), **stats})
         return rows
 
     # -- val --------------------------------------------------------------------------------------

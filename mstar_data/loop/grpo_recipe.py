@@ -48,7 +48,10 @@ class RewardsSection(Section):
 class GrpoSection(Section):
     steps: int = Field(100, ge=1, description="GRPO steps (generation batches).")
     mu: int = Field(1, ge=1, description="Optimisation passes over each generation batch (old log-probs are "
-                    "recomputed once per batch when mu > 1).")
+                    "recomputed once per batch when mu > 1 or mini_batches > 1).")
+    mini_batches: int = Field(1, ge=1, description="Optimizer steps per pass: the generation batch is cut into this "
+                              "many mini-batches of whole groups (TRL's steps_per_generation, verl's "
+                              "ppo_mini_batch_size); each step is normalised over its own mini-batch.")
     epsilon_low: float = Field(0.2, ge=0, description="Clip the ratio below at 1 - epsilon_low.")
     epsilon_high: float = Field(0.2, ge=0, description="Clip the ratio above at 1 + epsilon_high (clip-higher).")
     beta: float = Field(0.04, ge=0, description="k3 KL weight to the frozen base policy (0: no reference).")
@@ -69,8 +72,8 @@ class GrpoSection(Section):
 
 
 class GrpoTrain(TrainConfig):
-    """The optimiser of a GRPO run: each pass over a generation batch is one optimizer step (micro-batches of
-    `batch_size` rollouts accumulate into it)."""
+    """The optimiser of a GRPO run: each pass over a generation batch is `grpo.mini_batches` optimizer steps
+    (micro-batches of `batch_size` rollouts accumulate into each)."""
 
     lr: float = Field(1e-6, gt=0, description="Peak learning rate (AdamW).")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up, in optimizer steps.")

@@ -5,6 +5,11 @@ processors type-check their video slot even when it is None. ProcessorMixin read
 __init__ signature, so a subclass whose __init__ has no `video_processor` argument is an image-only
 processor. Registering it with AutoProcessor lets `AutoProcessor.from_pretrained(dir)` find it again from
 the `processor_class` name saved in the folder (without the registration it silently returns the tokenizer).
+
+The registration only takes effect from transformers 5.19: before that `AutoProcessor.register` silently skips
+a config class that comes from transformers itself, and AutoProcessor returns the bare tokenizer. So
+`mstar_data.models.loading.load_processor` does not rely on it: it builds the processor from
+`IMAGE_ONLY_PROCESSORS` explicitly.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ class InternVLImageOnlyProcessor(InternVLProcessor):
         super().__init__(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=image_seq_length,
                          chat_template=chat_template, **kwargs)
 
+
+# model_type -> the image-only processor that `load_processor` builds for it, whatever processor class the
+# folder names (a stock Hub folder says "Qwen2VLProcessor", ours say "Qwen2VLImageOnlyProcessor").
+IMAGE_ONLY_PROCESSORS = {"qwen2_vl": Qwen2VLImageOnlyProcessor, "qwen2_5_vl": Qwen2_5_VLImageOnlyProcessor,
+                         "internvl": InternVLImageOnlyProcessor}
 
 _REGISTERED = False
 

@@ -62,6 +62,8 @@ class LabelConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     backend: str = Field("hf", description="hf or vllm (lmdeploy cannot continue an assistant prefix).")
     flush_rows: int = Field(1024, ge=1, description="Write continuations every this many rows.")
+    executor: str = Field("local", description="mc: where the continuations are sampled: local, or ray (shards "
+                                               "on Ray actors, one engine each; needs the ray extra).")
 
 
 @dataclass
@@ -136,9 +138,14 @@ def labelled_steps(store, cfg: LabelConfig, parents: dict) -> list[dict]:
 
 
 def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None) -> LabelResult:
-    from mstar_data.exec.local import LocalExecutor
+    from functools import partial
+
+    from mstar_data.exec import make_executor
     from mstar_data.sampling.engines import load_engine
 
+    if cfg.executor != "local" and cfg.labeller != "mc":
+        raise MstarError(f"--executor {cfg.executor}: only the mc labeller samples through an executor; "
+                         f"the {cfg.labeller} labeller runs locally")
     if cfg.labeller == "task":
         from mstar_data.prm.label_task import run_task_label
         return run_task_label(store, cfg, progress=progress)
@@ -161,68 +168,75 @@ def run_label(store, cfg: LabelConfig, engine=None, progress=None, executor=None
                  for r in store.stored_keys("rollouts", ("correct",), where=mc_scope).to_pylist()}
     queries = {q["query_id"]: q for q in select_queries(store, query_ids=sorted({p["query_id"] for p in parents}))}
     ctx = RolloutContext(cfg.run, cfg.iteration, "mc", cfg.temperature, cfg.max_new_tokens)
-    executor = executor or LocalExecutor(store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows)
-    if engine is None:
-        engine = _lazy(lambda: load_engine(cfg.backend, cfg.policy))
-    # A response is live at step j until it has a step with no correct continuation (or runs out of steps).
-    live = {p["rollout_id"]: done_steps.get(p["rollout_id"], 0) for p in parents
-            if done_steps.get(p["rollout_id"], 0) < len(p["steps"])}
-    total = sum(len(by_id[p]["steps"]) - j for p, j in live.items())
-    labels_done = 0
-    while live:
-        # One wave: the next step of every live response.
-        wave = sorted(live.items())
-        todo: list[Planned] = []
-        outcome: dict[tuple[str, int], list[bool]] = {}
-        for parent, j in wave:
-            if j == len(by_id[parent]["steps"]) - 1:
-                continue
-            prefix = "".join(f"{step}\n\n" for step in by_id[parent]["steps"][:j + 1])  # the M-STAR step format
-            for m in range(cfg.m):
-                rid = mc_rollout_id(parent, j, m)
-                if rid in stored_mc:
-                    outcome.setdefault((parent, j), []).append(bool(stored_mc[rid]))
-                    result.rollouts_reused += 1
+    own_executor = executor is None
+    executor = executor or make_executor(cfg.executor, store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows)
+    if engine is None:  # ray: each actor loads its own from the (picklable) factory, once for every wave
+        factory = partial(load_engine, cfg.backend, cfg.policy)
+        engine = factory if getattr(executor, "name", "") == "ray" else _lazy(factory)
+    try:
+        # A response is live at step j until it has a step with no correct continuation (or runs out of steps).
+        live = {p["rollout_id"]: done_steps.get(p["rollout_id"], 0) for p in parents
+                if done_steps.get(p["rollout_id"], 0) < len(p["steps"])}
+        total = sum(len(by_id[p]["steps"]) - j for p, j in live.items())
+        labels_done = 0
+        while live:
+            # One wave: the next step of every live response.
+            wave = sorted(live.items())
+            todo: list[Planned] = []
+            outcome: dict[tuple[str, int], list[bool]] = {}
+            for parent, j in wave:
+                if j == len(by_id[parent]["steps"]) - 1:
+                    continue
+                prefix = "".join(f"{step}\n\n" for step in by_id[parent]["steps"][:j + 1])  # the M-STAR step format
+                for m in range(cfg.m):
+                    rid = mc_rollout_id(parent, j, m)
+                    if rid in stored_mc:
+                        outcome.setdefault((parent, j), []).append(bool(stored_mc[rid]))
+                        result.rollouts_reused += 1
+                    else:
+                        seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
+                        todo.append(Planned(rid, queries[by_id[parent]["query_id"]], m, seed, prefix=prefix,
+                                            parent_rollout_id=parent, prefix_steps=j + 1))
+            by_rid = {p.rollout_id: p for p in todo}
+
+            def count(rows: list[dict]) -> None:
+                for r in rows:
+                    p = by_rid[r["rollout_id"]]
+                    outcome.setdefault((p.parent_rollout_id, p.prefix_steps - 1), []).append(bool(r["correct"]))
+
+            stats = executor.sample(Plan(ctx, todo, 0, mc_scope), engine, task="prm label continuations",
+                                    on_rows=count)
+            result.rollouts_written += stats.written
+            result.n_tokens += stats.n_tokens
+            result.gen_s += stats.gen_s
+            result.store_s += stats.store_s
+            labels = []
+            for parent, j in wave:
+                p = by_id[parent]
+                n_steps = len(p["steps"])
+                if j == n_steps - 1:
+                    labels.append(_label(parent, j, 1, int(bool(p["correct"])), cfg.run))
+                    del live[parent]
+                    continue
+                ok = outcome[(parent, j)]
+                labels.append(_label(parent, j, len(ok), sum(ok), cfg.run))
+                if not any(ok):  # no correct continuation: the later steps are wrong too, without rollouts
+                    labels += [_label(parent, s, 0, 0, cfg.run) for s in range(j + 1, n_steps)]
+                    del live[parent]
                 else:
-                    seed = sample_seed(cfg.seed, cfg.run, cfg.iteration, "mc", f"{parent}/{j}", m)
-                    todo.append(Planned(rid, queries[by_id[parent]["query_id"]], m, seed, prefix=prefix,
-                                        parent_rollout_id=parent, prefix_steps=j + 1))
-        by_rid = {p.rollout_id: p for p in todo}
-
-        def count(rows: list[dict]) -> None:
-            for r in rows:
-                p = by_rid[r["rollout_id"]]
-                outcome.setdefault((p.parent_rollout_id, p.prefix_steps - 1), []).append(bool(r["correct"]))
-
-        stats = executor.sample(Plan(ctx, todo, 0, mc_scope), engine, task="prm label continuations", on_rows=count)
-        result.rollouts_written += stats.written
-        result.n_tokens += stats.n_tokens
-        result.gen_s += stats.gen_s
-        result.store_s += stats.store_s
-        labels = []
-        for parent, j in wave:
-            p = by_id[parent]
-            n_steps = len(p["steps"])
-            if j == n_steps - 1:
-                labels.append(_label(parent, j, 1, int(bool(p["correct"])), cfg.run))
-                del live[parent]
-                continue
-            ok = outcome[(parent, j)]
-            labels.append(_label(parent, j, len(ok), sum(ok), cfg.run))
-            if not any(ok):  # no correct continuation: the later steps are wrong too, without rollouts
-                labels += [_label(parent, s, 0, 0, cfg.run) for s in range(j + 1, n_steps)]
-                del live[parent]
-            else:
-                live[parent] = j + 1
-        # After the continuations they count (the executor has flushed them): a label never exists without
-        # its rollouts.
-        t0 = time.perf_counter()
-        result.labels_written += store.append("step_labels", labels)
-        result.store_s += time.perf_counter() - t0
-        labels_done += len(labels)
-        report(progress, "prm label", labels_done, total,
-               f"{result.n_tokens / max(time.perf_counter() - t_start, 1e-9):.0f} tok/s")
-    return _finish(store, cfg, result, started_at, t_start)
+                    live[parent] = j + 1
+            # After the continuations they count (the executor has flushed them): a label never exists without
+            # its rollouts.
+            t0 = time.perf_counter()
+            result.labels_written += store.append("step_labels", labels)
+            result.store_s += time.perf_counter() - t0
+            labels_done += len(labels)
+            report(progress, "prm label", labels_done, total,
+                   f"{result.n_tokens / max(time.perf_counter() - t_start, 1e-9):.0f} tok/s")
+        return _finish(store, cfg, result, started_at, t_start)
+    finally:
+        if own_executor and hasattr(executor, "close"):
+            executor.close()  # the ray executor's actors hold engines: free them with the job
 
 
 class _lazy:

@@ -1,7 +1,8 @@
 """The engine interface. Every engine (hf, lmdeploy, vllm) turns sample requests into completions.
 
 A request is one rollout: one prompt, one image, one temperature and one seed. Engines that batch do so
-internally; each request keeps its own seed, so a rollout can be regenerated alone from its row. An engine
+internally; each request keeps its own seed, so its noise does not depend on its batch (whether its text
+does depends on the numerics: docs/sampling.md, "What reproduces where"). An engine
 holds a model on its device until `release()`: the loop releases the sampling engine before it trains and
 the PRM after it scores, so on one GPU at most one model is resident at a time.
 """
@@ -30,6 +31,11 @@ class Completion:
     finish_reason: str       # "stop" or "length"
     token_logprobs: list[float] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)  # the sampled ids (EOS included when it stopped)
+    # For auditing reproducibility (docs/sampling.md); None where an engine does not say.
+    engine: str | None = None        # hf / vllm / lmdeploy
+    dtype: str | None = None         # the weights' dtype: float32, bfloat16, ...
+    deterministic: bool | None = None  # sampled under --deterministic
+    batch_key: str | None = None     # "<hash of the engine call's ordered request keys>/<position in it>"
 
 
 class Engine(Protocol):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
-from mstar_data.errors import Interrupted
+from mstar_data.errors import Interrupted, MstarError
 from mstar_data.exec.jobs import record_job
 from mstar_data.exec.local import SampleStats
 from mstar_data.inputs import check_split, select_queries
@@ -36,6 +37,8 @@ class GenerateConfig(BaseModel):
     iteration: int = Field(0, ge=0, description="Iteration tag.")
     stage: str = Field("explore", description="warmup / explore / val / temp-sweep / eval / mc.")
     backend: str = Field("hf", description="hf, lmdeploy or vllm.")
+    deterministic: bool = Field(False, description="hf: fp32 weights and logits, and torch's deterministic "
+                                                   "settings (slower). What reproduces where: docs/sampling.md.")
     shard: tuple[int, int] = Field((0, 1), description="Shard i of n (queries are taken every n-th from i).")
     limit: int | None = Field(None, ge=1, description="Only the first M queries (by id).")
     seed: int = Field(0, description="Base seed; each rollout's seed derives from it and the row's position.")
@@ -46,6 +49,11 @@ class GenerateConfig(BaseModel):
     sample_offset: int = Field(0, ge=0, description="First sample index (greedy at 0, then samples from 1).")
     flush_rows: int = Field(1024, ge=1, description="Write to the store every this many rollouts ...")
     flush_seconds: float = Field(10.0, gt=0, description="... or this often, whichever comes first.")
+    executor: str = Field("local", description="local (this machine) or ray (shards on Ray actors, one engine "
+                                               "each; needs the ray extra).")
+    ray_shard_size: int = Field(256, ge=1, description="Ray executor: rollouts per shard (one commit each).")
+    ray_workers: int | None = Field(None, ge=1, description="Ray executor: actors (default: one per GPU, else "
+                                                            "one per CPU of the cluster).")
 
 
 @dataclass
@@ -82,20 +90,26 @@ def plan_generate(store, cfg: GenerateConfig) -> Plan:
 
 def run_generate(store, cfg: GenerateConfig, engine=None, progress=None, executor=None) -> GenerateResult:
     """Sample, judge and store. `engine` defaults to `cfg.backend` loaded on `cfg.policy` (only if there is
-    work); `executor` to the local one."""
-    from mstar_data.exec.local import LocalExecutor
+    work); `executor` to cfg.executor (local, or ray)."""
+    from mstar_data.exec import make_executor
     from mstar_data.sampling.engines import load_engine
 
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc)
+    if cfg.deterministic and cfg.backend != "hf":
+        raise MstarError(f"--deterministic: only the hf backend offers it (not {cfg.backend})")
     if cfg.query_ids is None:  # the loop names its queries; a person names a split, which may be mistyped
         check_split(store, cfg.split)
     plan = plan_generate(store, cfg)
-    executor = executor or LocalExecutor(store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows,
-                                         flush_seconds=cfg.flush_seconds, progress=progress)
+    own_executor = executor is None
+    executor = executor or make_executor(cfg.executor, store, batch_size=cfg.batch_size, flush_rows=cfg.flush_rows,
+                                         flush_seconds=cfg.flush_seconds, shard_size=cfg.ray_shard_size,
+                                         workers=cfg.ray_workers, progress=progress)
     stored_before = store.count("rollouts", plan.scope) if plan.todo else 0
     try:
-        stats = executor.sample(plan, engine or (lambda: load_engine(cfg.backend, cfg.policy)),
+        # A picklable factory: the ray executor ships it to each actor, which loads its own engine.
+        stats = executor.sample(plan, engine or partial(load_engine, cfg.backend, cfg.policy,
+                                                        **({"deterministic": True} if cfg.deterministic else {})),
                                 task=f"generate {cfg.stage} it{cfg.iteration}")
     except KeyboardInterrupt as e:
         # The executor flushed what was finished before this reached us; the jobs row says the job stopped
@@ -106,6 +120,9 @@ def run_generate(store, cfg: GenerateConfig, engine=None, progress=None, executo
         _record(store, cfg, result, started_at, status="interrupted")
         raise Interrupted(f"generate interrupted: {result.written} of {len(plan.todo)} rollouts stored, job "
                           f"{result.job_id} recorded as interrupted; rerun the same command to continue") from e
+    finally:
+        if own_executor and hasattr(executor, "close"):
+            executor.close()  # the ray executor's actors hold engines (GPUs): free them with the job
     result = GenerateResult(**asdict(stats), job_id=uuid.uuid4().hex)
     result.wall_s = time.perf_counter() - t_start
     _record(store, cfg, result, started_at)

@@ -7,8 +7,9 @@ val and temperature-sweep stages, Monte-Carlo step labelling; later eval and GRP
 - `request()` turns it into a `SampleRequest` for any engine;
 - `row()` turns the completion into the stored row: the response, its steps, ONE judge call (correctness and
   the extracted answer), the format check, where the task has a step checker whether each step is true
-  (`steps_valid`), and the sampled `token_ids` and `token_logprobs` as the engine gave
-  them (which distribution each engine's log-probs come from: docs/sampling.md).
+  (`steps_valid`), the sampled `token_ids` and `token_logprobs` as the engine gave
+  them (which distribution each engine's log-probs come from: docs/sampling.md), and what an audit of its
+  reproducibility needs: `engine`, `dtype`, `deterministic` and `batch_key`.
 The executor (mstar_data/exec) decides batching, flushing and where it runs.
 """
 
@@ -99,6 +100,8 @@ def row(p: Planned, ctx: RolloutContext, c: Completion, policy_tag: str) -> dict
         "prefix_steps": p.prefix_steps, "token_ids": list(c.token_ids) or None,
         "token_logprobs": list(c.token_logprobs) or None, "created_at": datetime.now(timezone.utc),
         "steps_valid": check_steps(query_checker(q), q.get("question") or "", steps),  # None: the task has no checker
+        # What reproducing it needs besides the seed (docs/sampling.md, "What reproduces where").
+        "engine": c.engine, "dtype": c.dtype, "deterministic": c.deterministic, "batch_key": c.batch_key,
     }
     if ctx.score is not None:
         out.update(ctx.score(out, q))

@@ -23,6 +23,11 @@ def all_of(*parts: str | None) -> str | None:
     return " AND ".join(kept) or None
 
 
+def ids_in(column: str, values: list) -> str:
+    """`column IN (...)` of literal values."""
+    return f"{column} IN ({', '.join(literal(v) for v in values)})"
+
+
 def equals(column: str, value: object) -> str:
     return f"{column} IS NULL" if value is None else f"{column} = {literal(value)}"
 

@@ -9,7 +9,10 @@ version alone.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,12 +225,49 @@ class Store:
 
     def append(self, name: str, rows: pa.Table | list[dict], *, conflict_column: str | None = None,
                source: str = "", where: str | None = None) -> int:
-        """Append the rows whose key is new. Returns how many were written (0 writes nothing)."""
+        """Append the rows whose key is new. Returns how many were written (0 writes nothing).
+
+        The key check and the append it leads to run under the table's write lock (`write_lock`), so two
+        processes appending the same keys at once (two samplers on overlapping shards) store each key once.
+        """
         if isinstance(rows, list):
             rows = pa.Table.from_pylist(rows, schema=TABLES[name])
-        with uninterrupted():
-            return self.write(name, self.new_rows(name, conform(rows, name), conflict_column=conflict_column,
-                                                  source=source, where=where))
+        rows = conform(rows, name)
+        with uninterrupted(), self.write_lock(name):
+            return self.write(name, self.new_rows(name, rows, conflict_column=conflict_column, source=source,
+                                                  where=where))
+
+    @contextmanager
+    def write_lock(self, name: str):
+        """Hold the table's write lock: an exclusive flock on `<store>/.locks/<table>.lock`, for a local store.
+
+        A Lance append commits whatever it is given, so "check the stored keys, then append the new ones" is
+        atomic only if no other writer can append in between; this lock makes it so across processes and
+        threads on one host (a new open file per call, so threads of one process exclude each other too;
+        the kernel drops the lock of a killed process). It costs one open + flock + close per append (tens
+        of microseconds against the append's milliseconds). An object store (s3://) has no such lock: there,
+        two writers of the same keys at the same moment can still both store them (docs/reliability.md).
+        """
+        if is_remote(self.uri):
+            yield
+            return
+        import fcntl
+
+        folder = Path(self.uri.removeprefix("file://")) / ".locks"
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:  # a filesystem without locks (some network or FUSE mounts): write unlocked
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                logging.getLogger("mstar.store").warning(
+                    "store %s: the filesystem has no file locks (%s); concurrent writers of the same keys may "
+                    "store them twice", self.uri, e.strerror)
+            yield
+        finally:
+            os.close(fd)  # closing the file releases the lock
 
     def write(self, name: str, rows: pa.Table) -> int:
         """Write rows already checked by `new_rows`, as they are."""

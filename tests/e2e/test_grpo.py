@@ -25,7 +25,8 @@ def grpo_store(shapes_store, tmp_path):
 
 
 RUN = ["--set", "sample.prompt_variant='cot'", "--set", "grpo.steps=5", "--set", "grpo.save_every=2",
-       "--set", "grpo.mu=2", "--set", "grpo.beta=0.04", "--set", "train.lr=1e-3", "--set", "train.batch_size=8"]
+       "--set", "grpo.mu=2", "--set", "grpo.mini_batches=2", "--set", "grpo.beta=0.04", "--set", "train.lr=1e-3",
+       "--set", "train.batch_size=8"]
 DROP = {"rollouts": {"created_at"}, "train_log": {"created_at", "seconds"}, "iterations": {"created_at"}}
 
 
@@ -42,7 +43,8 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted(shapes_store, bootstra
     r = subprocess.run(_evolve(straight, policy), capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
     want = {t: table_rows(straight, t, DROP[t]) for t in DROP}
-    assert len(want["train_log"]) == 10  # 5 steps x mu 2
+    assert len(want["train_log"]) == 20  # 5 steps x mu 2 x 2 mini-batches
+    assert sorted(x["step"] for x in want["train_log"]) == list(range(1, 21))
     assert {x["iteration"] for x in want["rollouts"] if x["stage"] == "grpo"} == {1, 2, 3, 4, 5}
     kill_points_match(lambda store: _evolve(store, policy), shapes_store, tmp_path, want, DROP, seed=3, points=2,
                       env=ENV)

@@ -59,7 +59,9 @@ def test_score_fills_steps_and_is_idempotent(prm_store):
     s, _, out = prm_store
     cfg = ScoreConfig(prm=out, run="p", stage="eval")
     first = run_score(s, cfg)
-    rows = s.dataset("rollouts").to_table(filter="run_id = 'p' AND stage = 'eval'").to_pylist()
+    # Every response with steps is scored; one that stopped at once (EOS first: no steps) has nothing to score.
+    rows = [r for r in s.dataset("rollouts").to_table(filter="run_id = 'p' AND stage = 'eval'").to_pylist()
+            if r["steps"]]
     assert first.scored == len(rows) > 0
     for r in rows:
         assert len(r["step_scores"]) == len(r["steps"]) and all(0 < x < 1 for x in r["step_scores"])
@@ -68,7 +70,9 @@ def test_score_fills_steps_and_is_idempotent(prm_store):
     again = run_score(s, cfg)
     assert (again.scored, again.rescored, again.unchanged) == (0, 0, len(rows)) and s.version("rollouts") == version
     mean = run_score(s, cfg.model_copy(update={"aggregate": "mean"}))
-    assert mean.scored == 0 and mean.rescored == len(rows)  # no model pass: the stored step scores are reused
+    # No model pass: the stored step scores are reused. A one-step response's mean is its min (unchanged).
+    multi = sum(len(r["steps"]) > 1 for r in rows)
+    assert mean.scored == 0 and (mean.rescored, mean.unchanged) == (multi, len(rows) - multi) and multi > 0
     r0 = s.dataset("rollouts").to_table(filter=f"rollout_id = '{rows[0]['rollout_id']}'").to_pylist()[0]
     assert r0["prm_score"] == pytest.approx(sum(r0["step_scores"]) / len(r0["step_scores"]))
     run_score(s, cfg)  # back to min for the other tests
@@ -93,8 +97,10 @@ def test_export_trl_loads_with_datasets(prm_store, tmp_path, cli):
     r = cli("export", "prm", "--format", "trl", "--out", out, "--run", "p", "--store", s.uri)
     assert r.rc == 0, r.err
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
-    n = s.count("rollouts", "run_id = 'p' AND stage = 'explore'")
-    assert len(ds) == n
+    # Every response with steps (all of them labelled); one that stopped at once (EOS first) has no steps.
+    n = sum(1 for r in s.dataset("rollouts").to_table(columns=["steps"], filter="run_id = 'p' AND stage = 'explore'")
+            .to_pylist() if r["steps"])
+    assert len(ds) == n > 0
     ex = ds[0]
     stored = s.dataset("rollouts").to_table(filter=f"rollout_id = '{ex['rollout_id']}'").to_pylist()[0]
     assert ex["completions"] == stored["steps"] and len(ex["labels"]) == len(ex["completions"])

@@ -24,14 +24,13 @@ class VLLMEngine:
 
     def __init__(self, policy: str, *, trust_remote_code: bool = False, dtype: str = "bfloat16",
                  gpu_memory_utilization: float = 0.85, max_model_len: int = 4096, **engine_kwargs):
-        from transformers import AutoProcessor
-
-        from mstar_data.models.processors import register_image_only_processors
+        from mstar_data.models.loading import load_processor
 
         vllm = _import_vllm()
-        register_image_only_processors()
         self.policy_tag = str(policy)
-        self.processor = AutoProcessor.from_pretrained(policy, trust_remote_code=trust_remote_code)
+        # Built explicitly, as load_policy does: AutoProcessor returns the bare tokenizer for our folders on
+        # transformers < 5.19 (docs/dependencies.md).
+        self.processor = load_processor(policy, trust_remote_code=trust_remote_code)
         self.llm = vllm.LLM(model=str(policy), trust_remote_code=trust_remote_code, dtype=dtype,
                             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                             limit_mm_per_prompt={"image": 1}, **engine_kwargs)
