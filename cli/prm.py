@@ -47,6 +47,8 @@ def label(run: RunOpt,
               min=1, help="Length cap of a continuation (mc, default 128) or a verdict (judge, default 8).")] = None,
           batch_size: BatchOpt = 64,
           backend: Annotated[Backend, typer.Option(help="hf or vllm (mc: lmdeploy cannot continue a prefix).")] = "hf",
+          flush_rows: Annotated[int, typer.Option(min=1, help="Write to the store every this many rows (a killed "
+                                                              "job keeps what it wrote).")] = 1024,
           executor: ExecutorOpt = "local", store: StoreOpt = None) -> None:
     """Step labels for PRM training, kept per labeller (resumable: a rerun labels only what is missing).
 
@@ -75,7 +77,7 @@ def label(run: RunOpt,
                        temperature=temperature if temperature is not None else 0.0 if judging else 1.0,
                        iteration=iteration, stage=value(stage), split=split, shard=shard_t, limit=limit, seed=seed,
                        max_new_tokens=max_new_tokens or (8 if judging else 128), batch_size=batch_size,
-                       backend=value(backend), executor=value(executor))
+                       backend=value(backend), executor=value(executor), flush_rows=flush_rows)
     s = open_store(store, create=False)
     check_split(s, split)
     with _progress() as progress:
@@ -136,14 +138,17 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
 def score(prm: PrmOpt, run: RunOpt,
           iteration: Annotated[Optional[int], typer.Option(min=0, help="Only this iteration.")] = None,
           stage: Annotated[Optional[Stage], typer.Option(help="Only this stage (default: all but mc).")] = None,
-          aggregate: AggOpt = "min", batch_size: BatchOpt = 32, store: StoreOpt = None) -> None:
+          aggregate: AggOpt = "min", batch_size: BatchOpt = 32,
+          flush_rows: Annotated[int, typer.Option(min=1, help="Write the scores every this many rollouts (a "
+                                                              "killed job keeps what it scored).")] = 2048,
+          store: StoreOpt = None) -> None:
     """Fill rollouts.step_scores and prm_score (merge_insert on rollout_id; a rerun writes nothing).
 
     Example: mstar prm score --prm policies/prm --run r1"""
     from mstar_data.prm.score import ScoreConfig, run_score
 
     cfg = build_config(ScoreConfig, prm=prm, run=run, iteration=iteration, stage=value(stage),
-                       aggregate=value(aggregate), batch_size=batch_size)
+                       aggregate=value(aggregate), batch_size=batch_size, flush_rows=flush_rows)
     s = open_store(store, create=False)
     with _progress() as progress:
         r = run_score(s, cfg, progress=progress)

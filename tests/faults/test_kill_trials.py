@@ -40,16 +40,7 @@ from tests.kills import duplicate_keys, kill_when, mstar, run_progress, table_ro
 
 TRIALS = int(os.environ.get("MSTAR_FAULT_TRIALS", "1"))
 ENV = {**os.environ, "MSTAR_THREADS": "1"}  # one thread: a different count reorders float sums
-FLUSH_ROWS = 4  # `mstar prm label` and `mstar prm score` have no --flush-rows: _mstar_flushing sets it
-
-
-def _mstar_flushing(module: str, func: str, *args) -> list[str]:
-    """`mstar ARGS...` with `module.func(store, cfg, ...)` given cfg.flush_rows = FLUSH_ROWS: the real command
-    path, committing every few rows (the default, 1024 or 2048, would be one commit for this test's rows)."""
-    hook = (f"import {module} as m; real = m.{func}; "
-            f"m.{func} = lambda s, cfg, *a, **k: real(s, cfg.model_copy(update={{'flush_rows': {FLUSH_ROWS}}}), "
-            "*a, **k); from mstar_cli.main import main; main()")
-    return [mstar()[0], "-c", hook, *map(str, args)]
+FLUSH_ROWS = 4  # --flush-rows of prm label and prm score: several commits for this test's few rows
 
 
 @dataclass
@@ -137,9 +128,9 @@ def generate(shapes_store, bootstrapped_policy, tmp_path_factory):
 # The generate baseline's 24 rollouts, 2 continuations per step prefix, committed every 4, and one commit of
 # step labels per wave (a wave is the next step of every live response).
 def _prm_label(policy):
-    return lambda store: _mstar_flushing("mstar_data.prm.label", "run_label", "prm", "label", "--run", "k",
-                                         "--policy", policy, "--continuations", "2", "--temperature", "1.0",
-                                         "--max-new-tokens", "16", "--batch-size", "4", "--store", store)
+    return lambda store: mstar("prm", "label", "--run", "k", "--policy", policy, "--continuations", "2",
+                               "--temperature", "1.0", "--max-new-tokens", "16", "--batch-size", "4",
+                               "--flush-rows", FLUSH_ROWS, "--store", store)
 
 
 def _label_progress(store) -> int:
@@ -164,8 +155,8 @@ def prm_label(generate, bootstrapped_policy, tmp_path_factory):
 # A 2-step PRM trained on the label baseline's step labels scores the 24 explore rollouts, 2 per model call,
 # flushed every 4 (a merge_insert each).
 def _prm_score(prm):
-    return lambda store: _mstar_flushing("mstar_data.prm.score", "run_score", "prm", "score", "--prm", prm, "--run",
-                                         "k", "--stage", "explore", "--batch-size", "2", "--store", store)
+    return lambda store: mstar("prm", "score", "--prm", prm, "--run", "k", "--stage", "explore", "--batch-size", "2",
+                               "--flush-rows", FLUSH_ROWS, "--store", store)
 
 
 @pytest.fixture(scope="module")
