@@ -35,9 +35,18 @@ PY
 )
 stamp_val=$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-16)
 stamp="$VENV/.lower-bounds-$stamp_val"
+marker="$VENV/.mstar-lower-bounds-venv"  # written when this script creates the venv
 if [ ! -f "$stamp" ]; then
-    rm -rf "$VENV"
+    if [ -e "$VENV" ]; then
+        # Rebuilt only if this script made it: never delete a folder we did not create.
+        if [ ! -f "$marker" ] && ! compgen -G "$VENV/.lower-bounds-*" > /dev/null; then
+            echo "lower-bounds: $VENV exists and was not made by tools/lower_bounds.sh; move it away or set LOWER_VENV" >&2
+            exit 2
+        fi
+        rm -rf "$VENV"
+    fi
     "$PYTHON" -m venv "$VENV"
+    touch "$marker"
     "$VENV/bin/python" -m pip install --quiet "torch==$TORCH" 2> >(grep -v "^WARNING: Location" >&2)
     echo "lower-bounds: installing ${PINS[*]}"
     "$VENV/bin/python" -m pip install --quiet -e . "${PINS[@]}" 2> >(grep -v "^WARNING: Location" >&2)

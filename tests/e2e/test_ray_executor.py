@@ -12,6 +12,7 @@ from mstar_data.exec.ledger import TABLE as LEDGER  # noqa: E402
 from mstar_data.exec.ray_executor import FAULT_ENV, RayExecutor, make_shards  # noqa: E402
 from mstar_data.sampling.generate import GenerateConfig, plan_generate, run_generate  # noqa: E402
 from mstar_data.store import Store  # noqa: E402
+from tests.moto_s3 import moto_s3  # noqa: E402
 
 N_QUERIES, N = 16, 2
 SHARD = 8
@@ -183,22 +184,8 @@ def test_a_shard_another_writer_partly_stored_is_redone_for_the_rest(shared, sma
 def s3_store(monkeypatch):
     """A moto S3 server in this process, reached by the actors with the driver's storage options only (their
     processes started before these AWS_* variables were set)."""
-    pytest.importorskip("moto")
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP"):
-        monkeypatch.delenv(k, raising=False)
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="mstar-ray")
-    yield "s3://mstar-ray/store"
-    server.stop()
+    with moto_s3(monkeypatch, "mstar-ray"):
+        yield "s3://mstar-ray/store"
 
 
 def test_an_s3_store_is_written_by_the_actors_and_committed_once(shared, small, s3_store):

@@ -6,7 +6,6 @@ artifacts folder and nothing lands in the working directory (no `s3:/...` folder
 """
 
 import json
-import logging
 import multiprocessing as mp
 import os
 
@@ -14,32 +13,15 @@ import pytest
 
 from mstar_data.schema import TABLES
 from mstar_data.store import Store
+from tests.moto_s3 import moto_s3
 
 BUCKET = "mstar-test"
 
 
 @pytest.fixture
 def s3_env(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP",
-              "MSTAR_STORE", "MSTAR_ARTIFACTS"):
-        monkeypatch.delenv(k, raising=False)
-    import boto3
-    import requests
-
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # the server keeps moto's state for the process
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield f"s3://{BUCKET}/store"
-    server.stop()
+    with moto_s3(monkeypatch, BUCKET):
+        yield f"s3://{BUCKET}/store"
 
 
 def _bucket_keys(endpoint: str | None = None) -> list[str]:
