@@ -78,6 +78,10 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--epochs", type=float, default=4)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--perturb", default=None, choices=("reference", "rollouts"),
+                    help="Add perturbed chains of thought (prm/perturb.py) from this source to the training data.")
+    ap.add_argument("--per-source", type=int, default=8, help="--perturb: perturbed responses per source chain.")
     args = ap.parse_args()
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
@@ -97,13 +101,14 @@ def main() -> None:
     results = []
     for labeller in args.labellers.split(","):
         for seed in map(int, args.seeds.split(",")):
-            run = f"prmq-{labeller}-s{seed}"
+            run = f"prmq-{labeller}{'-' + args.perturb if args.perturb else ''}-s{seed}"
             t0 = time.perf_counter()
             built = build_prm(store, policy=policy, run=run, out=str(Path(args.store) / "policies" / f"prm-{run}"),
                               train_ids=train_ids, eval_ids=eval_ids, n_train=args.n_train, n_eval=args.n_eval,
                               m=args.m, temperature=args.temperature, seed=seed, labeller=labeller,
-                              train={"lr": args.lr, "epochs": args.epochs, "batch_size": 16, "warmup_steps": 5,
-                                     "save_every": 1000})
+                              perturb={"source": args.perturb, "per_source": args.per_source} if args.perturb else None,
+                              train={"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
+                                     "warmup_steps": 50 if args.perturb else 5, "save_every": 1000})
             e = built.evaluation
             results.append({"labeller": labeller, "seed": seed, **{k: e.get(k) for k in FIELDS},
                             "n_steps": e["n_checked_steps"], "by_kind": auc_by_kind(store, run),

@@ -1,4 +1,4 @@
-"""mstar prm label | train | score | eval"""
+"""mstar prm perturb | label | train | score | eval"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ app = typer.Typer(help="Process reward model: step labels (Monte-Carlo, judge mo
                        "step scoring, evaluation.",
                   no_args_is_help=True)
 
-Stage = choice("Stage", *STAGES)
+Stage = choice("Stage", *STAGES, "perturb")
 Aggregate = choice("Aggregate", "min", "mean", "last")
 Label = choice("Label", "hard", "soft")
 Labeller = choice("Labeller", "mc", "judge", "task")
@@ -23,6 +23,43 @@ RunOpt = Annotated[str, typer.Option("--run", help="Run id.")]
 AggOpt = Annotated[Aggregate, typer.Option(help="Response score from step scores: min, mean or last.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Examples per model call.")]
+
+
+@app.command()
+def perturb(run: RunOpt,
+            source: Annotated[choice("Source", "reference", "rollouts"), typer.Option(
+                help="reference: the queries' reference chains of thought; rollouts: the run's own responses at "
+                     "--iteration/--stage.")] = "reference",
+            per_source: Annotated[int, typer.Option(min=1, help="Perturbed responses per source chain.")] = 4,
+            p_step: Annotated[float, typer.Option(min=0.0, max=1.0, help="Chance that a step holding a number gets "
+                                                                         "one moved by 1..--max-delta.")] = 0.5,
+            max_delta: Annotated[int, typer.Option(min=1, help="Largest change of a number.")] = 2,
+            iteration: Annotated[int, typer.Option(min=0, help="Iteration of the rows (and source rollouts).")] = 0,
+            stage: Annotated[Stage, typer.Option(help="rollouts: stage of the source rollouts.")] = "explore",
+            split: Annotated[str, typer.Option(help="Only queries in this split.")] = "train",
+            limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first M sources.")] = None,
+            seed: SeedOpt = 0,
+            flush_rows: Annotated[int, typer.Option(min=1, help="Write to the store every this many rows.")] = 1024,
+            store: StoreOpt = None) -> None:
+    """PRM training responses: known chains of thought with numbers changed (stage perturb); label them next.
+
+    Example: mstar prm perturb --run r1 --per-source 8
+
+    Example: mstar prm perturb --run r1 --source rollouts --stage explore && mstar prm label --run r1 --stage perturb --labeller task"""
+    from mstar_data.inputs import check_split
+    from mstar_data.prm.perturb import PerturbConfig, run_perturb
+
+    cfg = build_config(PerturbConfig, run=run, source=value(source), per_source=per_source, p_step=p_step,
+                       max_delta=max_delta, iteration=iteration, stage=value(stage), split=split, limit=limit,
+                       seed=seed, flush_rows=flush_rows)
+    s = open_store(store, create=False)
+    check_split(s, split)
+    with _progress() as progress:
+        r = run_perturb(s, cfg, progress=progress)
+    summary(f"prm perturb ({cfg.source}) run={run} iteration={iteration} -> {s.uri}", [
+        ("source chains", r.sources), ("responses written", r.written), ("already stored (skipped)", r.skipped),
+        ("seconds", f"{r.wall_s:.1f}"),
+        ("next", f"mstar prm label --run {run} --iteration {iteration} --stage perturb --labeller task")])
 
 
 @app.command()

@@ -65,10 +65,13 @@ def run_demo(store, *, n: int = 2400, iterations: int = 4, prm: bool = True, art
 
 # The demo's PRM: the best labeller the embedded task supports is its own step checker (`task`), which stands
 # in for a strong judge model or human step labels; Monte-Carlo labels (`mc`) measure the policy's value from a
-# prefix, and our tiny policy reaches the right answer whatever its steps say (docs/prm.md). Trimmed to fit
-# the demo's budget: 2 responses on 160 train queries and 4 on 48 held-out ones, 80 training steps.
-DEMO_PRM = {"labeller": "task", "n_train_queries": 160, "n_eval_queries": 48, "n_train": 2, "n_eval": 4, "m": 4,
-            "train": {"lr": 2e-3, "epochs": 4, "batch_size": 16, "warmup_steps": 5, "save_every": 1000}}
+# prefix, and our tiny policy reaches the right answer whatever its steps say (docs/prm.md). The labelled data
+# are 2 responses of the bootstrap policy on 800 train queries plus 4 perturbed copies of each (numbers moved:
+# `mstar prm perturb`), and the PRM trains 500 steps of 32: with fewer examples than that (or the policy's
+# responses alone) it does not learn to count, and its step AUC against the truth stays at 0.64-0.71.
+DEMO_PRM = {"labeller": "task", "n_train_queries": 800, "n_eval_queries": 48, "n_train": 2, "n_eval": 4, "m": 4,
+            "perturb": {"source": "rollouts", "stage": "explore", "per_source": 4},
+            "train": {"lr": 1e-3, "epochs": 2, "batch_size": 32, "warmup_steps": 50, "save_every": 1000}}
 
 
 def demo_prm(store, recipe, base: str, out: Path, *, progress=None, log=print) -> PrmBuild:
@@ -76,14 +79,16 @@ def demo_prm(store, recipe, base: str, out: Path, *, progress=None, log=print) -
     from mstar_data.prm.pipeline import build_prm
 
     d = DEMO_PRM
-    log("3. PRM: the task's step checker labels the bootstrap policy's steps (standing in for a strong judge "
-        "model or human step labels), then train and evaluate it" if d["labeller"] == "task" else
+    log("3. PRM: the task's step checker labels the bootstrap policy's steps and perturbed copies of them (it "
+        "stands in for a strong judge model or human step labels), then train and evaluate it"
+        if d["labeller"] == "task" else
         f"3. PRM: Monte-Carlo step labels of the bootstrap policy (M={d['m']}), then train and evaluate it")
     train_ids = [q["query_id"] for q in select_queries(store, split="train", limit=d["n_train_queries"])]
     eval_ids = [q["query_id"] for q in select_queries(store, split="val", limit=d["n_eval_queries"])]
     built = build_prm(store, policy=base, run="demo-prm", out=str(out), train_ids=train_ids, eval_ids=eval_ids,
                       n_train=d["n_train"], n_eval=d["n_eval"], m=d["m"], temperature=recipe.sample.temperature,
                       max_new_tokens=recipe.sample.max_new_tokens, train=d["train"], labeller=d["labeller"],
+                      perturb=d.get("perturb"),
                       progress=progress)
     e = built.evaluation
     truth = "-" if e.get("step_auc_truth") is None else f"{e['step_auc_truth']:.3f}"
