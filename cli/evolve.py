@@ -23,13 +23,18 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
                                                       "default, --set and --smoke applied) as JSON and exit.")] = False,
            artifacts: ArtifactsOpt = None,
            executor: ExecutorOpt = "local", ray_shard_size: RayShardOpt = 256, ray_workers: RayWorkersOpt = None,
+           nproc: Annotated[int, typer.Option(min=1, help="Train each iteration in this many data-parallel "
+                                                          "processes (torchrun; gloo on CPU, nccl with one GPU "
+                                                          "each). Not part of the recipe.")] = 1,
            store: StoreOpt = None) -> None:
     """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
     rerunning a run id with a different resolved recipe is refused. Before the first step it runs the checks
     of `mstar validate` (views, data, model folders, backend), then holds the run id's lease: a second process
     on the same run id is refused. Relative paths in the recipe resolve against the artifacts root.
     --executor ray runs every sampling stage (explore, val, temperature sweep) on Ray actors, with the same rows
-    as local; it is not part of the recipe, so a run may resume under either. GRPO recipes sample locally only."""
+    as local; it is not part of the recipe, so a run may resume under either. GRPO recipes sample locally only.
+    --nproc N trains each iteration in N torchrun processes on the same global batch (docs/scaling.md); the
+    loop itself stays one process. GRPO recipes train in one process."""
     from mstar_data.loop.evolve import Evolve
     from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
@@ -46,6 +51,11 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         from mstar_data.loop.grpo import GRPO_EXECUTOR
 
         raise MstarError(GRPO_EXECUTOR.format(executor=executor))
+    if is_grpo(r) and nproc > 1:
+        from mstar_data.errors import MstarError
+
+        raise MstarError("--nproc: a GRPO run keeps one trainer alive between its steps and trains in one process; "
+                         "leave --nproc out (or run `mstar train --nproc N` on a selection view)")
     s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:
@@ -58,7 +68,7 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         return
     with _progress() as progress:
         result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log, executor=executor,
-                        ray_shard_size=ray_shard_size, ray_workers=ray_workers).run_all()
+                        ray_shard_size=ray_shard_size, ray_workers=ray_workers, nproc=nproc).run_all()
     _print_dynamics(result.iterations, f"run {result.run}")
     summary(f"evolve {result.run}", [("greedy accuracy, start -> end",
                                        f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),

@@ -83,7 +83,7 @@ EvolveResult = LoopResult
 class Evolve:
     def __init__(self, store, recipe: Recipe, *, artifacts: str | None = None, parts: LoopParts | None = None,
                  progress=None, log=lambda msg: None, executor: str = "local", ray_workers: int | None = None,
-                 ray_shard_size: int | None = None):
+                 ray_shard_size: int | None = None, nproc: int = 1):
         from mstar_data.artifacts import checkpoints_dir
         from mstar_data.exec import make_executor
 
@@ -96,6 +96,7 @@ class Evolve:
             executor, store, batch_size=recipe.sample.batch_size, shard_size=ray_shard_size, workers=ray_workers,
             progress=progress)
         self.executor, self.ray_workers, self.ray_shard_size = executor, ray_workers, ray_shard_size
+        self.nproc = nproc  # > 1: each iteration trains in that many torchrun processes (train/launch.py)
         self._factory, self._factory_policy = None, None  # the actors' engine factory, one per policy
         # The run record keeps the recipe as given; the loop uses its model paths resolved (relative ones
         # against the artifacts root).
@@ -334,10 +335,19 @@ class Evolve:
                 self.release_engine()
                 if self.one_model:
                     self.release_prm()
-                trained = self.parts.train(self.store, examples, run=self.run, iteration=it, policy_in=policy,
-                                           base_policy=base, cfg=train_cfg, iterations=r.data.iterations,
-                                           checkpoints=self.root, progress=self.progress,
-                                           extra_meta={"view": r.select.view, "trainset_version": version})
+                meta = {"view": r.select.view, "trainset_version": version}
+                if self.nproc > 1:  # the same pinned set, read by every rank
+                    from mstar_data.train.launch import train_in_ranks
+
+                    self.log(f"iteration {it}: training in {self.nproc} processes (torchrun)")
+                    trained = train_in_ranks(self.nproc, self.store, view=r.select.view, params=params,
+                                             version=version, run=self.run, iteration=it, policy_in=policy,
+                                             base_policy=base, cfg=train_cfg, iterations=r.data.iterations,
+                                             checkpoints=self.root, extra_meta=meta)
+                else:
+                    trained = self.parts.train(self.store, examples, run=self.run, iteration=it, policy_in=policy,
+                                               base_policy=base, cfg=train_cfg, iterations=r.data.iterations,
+                                               checkpoints=self.root, progress=self.progress, extra_meta=meta)
                 policy_out = trained.checkpoint
             else:  # nothing selected: the policy stays as it was
                 policy_out = policy
