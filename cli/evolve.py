@@ -32,7 +32,8 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
     of `mstar validate` (views, data, model folders, backend), then holds the run id's lease: a second process
     on the same run id is refused. Relative paths in the recipe resolve against the artifacts root.
     --executor ray runs every sampling stage (explore, val, temperature sweep) on Ray actors, with the same rows
-    as local; it is not part of the recipe, so a run may resume under either. GRPO recipes sample locally only.
+    as local; it is not part of the recipe, so a run may resume under either. A GRPO recipe samples each step's
+    groups on the actors, after pushing them the trainer's weights (its greedy val stays local).
     --nproc N trains each iteration in N torchrun processes on the same global batch (docs/scaling.md); the
     loop itself stays one process. GRPO recipes train in one process."""
     from mstar_data.loop.evolve import Evolve
@@ -46,11 +47,6 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         return
     check_views_exist(r)  # before opening the store (seconds of imports): the loop checks all the rest
     executor = value(executor)
-    if is_grpo(r) and executor != "local":  # refused before the store is opened
-        from mstar_data.errors import MstarError
-        from mstar_data.loop.grpo import GRPO_EXECUTOR
-
-        raise MstarError(GRPO_EXECUTOR.format(executor=executor))
     if is_grpo(r) and nproc > 1:
         from mstar_data.errors import MstarError
 
@@ -59,8 +55,8 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
     s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:
-            result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log,
-                          executor=executor).run_all()
+            result = Grpo(s, r, artifacts=artifacts, progress=progress, log=progress.log, executor=executor,
+                          ray_shard_size=ray_shard_size, ray_workers=ray_workers).run_all()
         _print_grpo_steps(result.steps, f"run {result.run} (GRPO)")
         summary(f"evolve {result.run}", [("val greedy accuracy, start -> end",
                                            f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),

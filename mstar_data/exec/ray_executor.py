@@ -158,6 +158,18 @@ class ShardWorker:
     def __init__(self, factory: Callable):
         self.engine = factory()
         self.tag = str(getattr(self.engine, "policy_tag", ""))
+        self.weights_version = 0  # the set_weights version this engine holds (0: the factory's own)
+
+    def _load_weights(self, weights: tuple | None) -> None:
+        """Before a shard: load the driver's current weights if this engine holds older ones (a restarted
+        actor starts from the factory's weights again, so it reloads them here)."""
+        if weights is None or weights[2] == self.weights_version:
+            return
+        import ray
+
+        (ref,), tag, version = weights
+        self.engine.update_weights(ray.get(ref).items())
+        self.tag, self.weights_version = tag, version
 
     @staticmethod
     def _maybe_die(target: Target, shard: Shard, done: int) -> None:
@@ -169,10 +181,12 @@ class ShardWorker:
             Path(marker).write_text(f"{shard.shard_id} {done}\n")
             os._exit(1)
 
-    def run(self, shard: Shard, ctx: RolloutContext, target: Target, want_rows: bool) -> ShardResult:
+    def run(self, shard: Shard, ctx: RolloutContext, target: Target, want_rows: bool,
+            weights: tuple | None = None) -> ShardResult:
         import pyarrow as pa
         from lance.fragment import write_fragments
 
+        self._load_weights(weights)
         from mstar_data.inputs import images_by_sha
         from mstar_data.schema import TABLES, conform
 
@@ -228,6 +242,8 @@ class RayExecutor:
         self.address, self.progress = address, progress
         self._actors: list = []
         self._actors_for = None
+        # Online RL (GRPO): the weights every actor must hold before its next shard (set_weights).
+        self._weights: tuple | None = None       # (ObjectRef of name -> tensor, policy tag, version)
         # Test hooks: called with the ShardResult just before its commit / just after it (before the ledger row).
         self.before_commit: Optional[Callable[[ShardResult], None]] = None
         self.after_commit: Optional[Callable[[ShardResult], None]] = None
@@ -257,6 +273,9 @@ class RayExecutor:
         if not ray.is_initialized():
             _init_ray(ray, self.address)
         actors = self._start(ray, factory, min(len(queue), self._n_workers(ray)))
+        # the ref travels inside a list, so Ray does not fetch the weights for every shard: an actor fetches
+        # them once per version
+        weights = None if self._weights is None else ([self._weights[0]], *self._weights[1:])
         ds = self.store.dataset(TABLE)
         target = Target(self.store.dataset("images").uri, ds.uri, ds.schema, self.store.storage_options or None,
                         self.batch_size, os.environ.get(FAULT_ENV))
@@ -266,7 +285,8 @@ class RayExecutor:
             while queue or pending:
                 while queue and idle:
                     actor, shard = idle.pop(), queue.popleft()
-                    pending[actor.run.remote(shard, plan.context, target, on_rows is not None)] = (shard, actor)
+                    pending[actor.run.remote(shard, plan.context, target, on_rows is not None,
+                                             weights)] = (shard, actor)
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 shard, actor = pending.pop(ready[0])
                 result = self._get(ray, ready[0], shard)
@@ -297,6 +317,16 @@ class RayExecutor:
         finally:
             stats.wall_s = time.perf_counter() - t_start
         return stats
+
+    def set_weights(self, state: dict, tag: str) -> None:
+        """The weights (name -> CPU tensor) every actor samples with from the next `sample` call on, as the
+        policy `tag` (GRPO pushes the trainer's after each optimizer step). Put in the object store once; an
+        actor loads them before its next shard when it holds an older version."""
+        ray = import_ray()
+        if not ray.is_initialized():
+            _init_ray(ray, self.address)
+        version = (self._weights[2] if self._weights else 0) + 1
+        self._weights = (ray.put(state), tag, version)
 
     def close(self) -> None:
         """Stop this executor's actors (their engines go with them)."""

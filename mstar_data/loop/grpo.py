@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,11 +42,15 @@ from mstar_data.train import checkpoint as ckpt
 STAGE, VAL_STAGE = "grpo", "grpo-val"
 ADVANTAGE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("advantage", pa.float32())])
 REWARD_SCHEMA = pa.schema([("rollout_id", pa.string()), ("reward", pa.float32())])
-# GRPO samples with the very model being trained (the hf engine shares the trainer's module). Actors would need
-# the weights after every optimizer step (saved to a live-step folder and reloaded before the next sampling),
-# and the reward function shipped with each shard: not built yet.
-GRPO_EXECUTOR = ("--executor {executor}: a GRPO recipe samples only with --executor local (Ray actors would have to "
-                 "reload the weights after every optimizer step; that is not implemented)")
+# With --executor ray, GRPO's rollouts are sampled on Ray actors (one engine each, loaded from the base policy):
+# before each step's sampling the trainer's weights go to the object store once and every actor loads them
+# before its next shard (RayExecutor.set_weights), so the rows equal local sampling's. Val (greedy) stays local.
+
+
+def reward_columns(rewards: RewardSet, row: dict, query: dict) -> dict:
+    """The rollout row's reward columns: each reward and their weighted total (picklable for Ray actors)."""
+    values, total = rewards.score(row, query)
+    return {"rewards": values, "reward": total}
 
 
 @dataclass
@@ -65,13 +70,18 @@ def latest_checkpoint(root: Path, run: str) -> tuple[int, Path | None]:
 
 class Grpo:
     def __init__(self, store, recipe: GrpoRecipe, *, artifacts: str | None = None, progress=None,
-                 log=lambda msg: None, executor: str = "local"):
+                 log=lambda msg: None, executor: str = "local", ray_workers: int | None = None,
+                 ray_shard_size: int | None = None):
         from mstar_data.artifacts import checkpoints_dir
-
-        if executor != "local":  # before anything is read or written
-            raise MstarError(GRPO_EXECUTOR.format(executor=executor))
-
+        from mstar_data.exec import make_executor
         from mstar_data.loop.validate import with_resolved_paths
+
+        # None: sample here, with the trainer's own module; a RayExecutor (made now, so a missing Ray fails in
+        # one line before any step): sample on its actors, pushing the weights before each step.
+        self._ray = None if executor == "local" else make_executor(
+            executor, store, batch_size=recipe.sample.batch_size, shard_size=ray_shard_size, workers=ray_workers,
+            progress=progress)
+        self._factory = None
 
         self.store, self.progress, self.log = store, progress, log
         # The run record keeps the recipe as given; the loop uses its base policy resolved (a relative one
@@ -141,6 +151,8 @@ class Grpo:
         return done
 
     def close(self) -> None:
+        if self._ray is not None:
+            self._ray.close()
         if self.engine is not None and getattr(self.engine, "policy", None) is not self.trainer.policy:
             self.engine.release()
         if self.trainer is not None:
@@ -151,11 +163,8 @@ class Grpo:
     def context(self, step: int, stage: str = STAGE, temperature: float | None = None) -> RolloutContext:
         s = self.r.sample
         return RolloutContext(self.run, step, stage, s.temperature if temperature is None else temperature,
-                              s.max_new_tokens, s.prompt_variant, score=self.score if stage == STAGE else None)
-
-    def score(self, row: dict, query: dict) -> dict:
-        values, total = self.rewards.score(row, query)
-        return {"rewards": values, "reward": total}
+                              s.max_new_tokens, s.prompt_variant,
+                              score=partial(reward_columns, self.rewards) if stage == STAGE else None)
 
     def sample(self, step: int, queries: list[dict]) -> None:
         s = self.r.sample
@@ -169,11 +178,22 @@ class Grpo:
                 if rid not in stored:
                     todo.append(Planned(rid, q, k, sample_seed(self.r.run.seed, self.run, step, STAGE,
                                                                q["query_id"], k)))
+        plan = Plan(ctx, todo, len(queries) * s.group_size - len(todo), scope)
+        if self._ray is not None:
+            if not todo:
+                return
+            if self._factory is None:  # one object for the run: the executor keeps its actors between steps
+                from mstar_data.sampling.engines import load_engine
+
+                self._factory = partial(load_engine, s.backend, str(self.r.run.base_policy))
+            self._ray.set_weights({n: t.detach().to("cpu", copy=True) for n, t in
+                                   self.trainer.model.named_parameters()}, self.policy_tag(step - 1))
+            self._ray.sample(plan, self._factory, task=f"grpo sample step {step}")
+            return
         self.model_mode(train=False)
         self.engine.policy_tag = self.policy_tag(step - 1)
         ex = LocalExecutor(self.store, batch_size=s.batch_size, progress=self.progress)
-        ex.sample(Plan(ctx, todo, len(queries) * s.group_size - len(todo), scope), self.engine,
-                  task=f"grpo sample step {step}")
+        ex.sample(plan, self.engine, task=f"grpo sample step {step}")
 
     def shuffle_rewards(self, step: int) -> None:
         """The control: the step's totals, recomputed from the stored per-function rewards, permuted among its

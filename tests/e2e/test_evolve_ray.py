@@ -1,6 +1,6 @@
 """`mstar evolve --executor ray`: every sampling stage of the loop (val, temp-sweep, explore) on Ray actors, with
 the rows of the local executor, actors kept while the policy stays and closed when it changes, a rerun that
-writes nothing, and GRPO refused in one line.
+writes nothing, and GRPO sampling on the actors with the trainer's weights pushed before every step.
 
 The real-Ray test runs the demo.toml smoke (shrunk further: one iteration, 8 val queries) on the UNTRAINED tiny
 policy, with random-K selection that takes wrong answers too, so the iteration trains and the measure after it
@@ -92,20 +92,6 @@ def test_every_sampling_stage_goes_through_the_executor_with_the_local_rows(loop
     assert {j["executor"] for j in local_jobs} == {"local"}
 
 
-def test_grpo_with_ray_is_refused_in_one_line(cli, tmp_path):
-    r = cli("evolve", "--recipe", "grpo.toml", "--smoke", "--set", "run.base_policy='p'", "--executor", "ray",
-            "--store", str(tmp_path / "none"))
-    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1
-    assert "--executor ray: a GRPO recipe samples only with --executor local" in r.err
-    assert not (tmp_path / "none").exists()
-    from mstar_data.errors import MstarError
-    from mstar_data.loop.grpo import Grpo
-    from mstar_data.loop.recipe import resolve_recipe
-
-    with pytest.raises(MstarError, match="a GRPO recipe samples only with --executor local"):  # the library too,
-        Grpo(None, resolve_recipe("grpo.toml", ["run.base_policy='p'"], smoke=True), executor="ray")  # first
-
-
 # -- the real thing: a local Ray instance ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -192,3 +178,38 @@ def test_evolve_smoke_on_ray_gives_the_local_rows_and_a_rerun_writes_nothing(ray
     r = _smoke(cli, remote, tiny_policy, "--executor", "ray", "--ray-workers", "2")
     assert r.rc == 0, r.err
     assert {i.name: i.version for i in Store(remote, create=False).info() if i.name != "leases"} == before
+
+
+GRPO_RUN = ["sample.prompt_variant='cot'", "grpo.steps=3", "grpo.mu=2", "grpo.beta=0.04", "train.lr=1e-3",
+            "train.batch_size=8", "grpo.val_every=0"]
+GRPO_COLUMNS = ["rollout_id", "iteration", "stage", "query_id", "sample_idx", "seed", "response", "correct",
+                "reward", "rewards", "policy", "token_logprobs"]
+
+
+@pytest.mark.slow  # two GRPO smokes of 3 steps, one with Ray actors: ~60 s
+def test_grpo_on_ray_samples_with_the_pushed_weights(ray_cluster, bootstrapped_policy, shapes_store, cli, tmp_path):
+    """Each step's groups are sampled on 2 actors that load the trainer's weights before the step: the rows (with
+    their log-probs) and the losses equal a local run's, whose engine shares the trainer's module."""
+    policy, _ = bootstrapped_policy
+    stores = {}
+    ray_opts = ["--executor", "ray", "--ray-workers", "2", "--ray-shard-size", "16"]
+    for name, extra in (("local", []), ("ray", ray_opts)):
+        store = str(tmp_path / name)
+        shutil.copytree(shapes_store, store)
+        sets = [a for x in [f"run.base_policy='{policy}'", *GRPO_RUN] for a in ("--set", x)]
+        r = cli("evolve", "--recipe", "grpo.toml", "--smoke", *sets, *extra, "--store", store)
+        assert r.rc == 0, r.err
+        stores[name] = store
+    want = _table(stores["local"], "rollouts", GRPO_COLUMNS)
+    got = _table(stores["ray"], "rollouts", GRPO_COLUMNS)
+    sampled = [x for x in want if x["stage"] == "grpo"]
+    assert {x["iteration"] for x in sampled} == {1, 2, 3} and len({x["policy"] for x in sampled}) == 3
+    assert len(got) == len(want)
+    for a, b in zip(got, want):  # the same text; log-probs within float noise of a second copy of the model
+        assert {k: v for k, v in a.items() if k != "token_logprobs"} == \
+               {k: v for k, v in b.items() if k != "token_logprobs"}
+        assert max((abs(x - y) for x, y in zip(a["token_logprobs"] or [], b["token_logprobs"] or [])), default=0) < 1e-4
+    losses = {n: [x["loss"] for x in _table(stores[n], "train_log", ["step", "loss"])] for n in stores}
+    assert len(losses["ray"]) == 6 and losses["ray"] == pytest.approx(losses["local"], abs=1e-5)
+    ledger = _table(stores["ray"], "shard_ledger", ["scope", "n_rows"])
+    assert sum(x["n_rows"] for x in ledger) == len(sampled)  # the grpo stage went through the actors; val stayed

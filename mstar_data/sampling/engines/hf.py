@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+from mstar_data.errors import MstarError
 from mstar_data.sampling.engine import Completion, SampleRequest
 
 M64 = (1 << 64) - 1
@@ -236,6 +237,18 @@ class HFEngine:
                                           dtype=self.dtype, deterministic=self.deterministic,
                                           batch_key=f"{bkey}/{i}"))
         return completions
+
+    def update_weights(self, named_parameters) -> None:
+        """Copy the trainer's new weights into this engine's model in place (a Ray actor sampling for GRPO).
+        Every parameter must be named the same; each is cast to the engine's dtype and device."""
+        import torch
+
+        params = dict(self.policy.model.named_parameters())
+        with torch.no_grad():
+            for name, t in named_parameters:
+                if name not in params:
+                    raise MstarError(f"update_weights: the engine's model has no parameter '{name}'")
+                params[name].copy_(getattr(t, "data", t))
 
     def release(self) -> None:
         self.policy = None
