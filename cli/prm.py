@@ -178,14 +178,21 @@ def score(prm: PrmOpt, run: RunOpt,
           aggregate: AggOpt = "min", batch_size: BatchOpt = 32,
           flush_rows: Annotated[int, typer.Option(min=1, help="Write the scores every this many rollouts (a "
                                                               "killed job keeps what it scored).")] = 2048,
+          executor: ExecutorOpt = "local",
+          ray_workers: Annotated[Optional[int], typer.Option(min=1, help="ray: actors, one PRM each (default: one "
+                                                                         "per GPU, else per CPU).")] = None,
+          ray_shard_size: Annotated[int, typer.Option(min=1, help="ray: rollouts per shard.")] = 256,
           store: StoreOpt = None) -> None:
     """Fill rollouts.step_scores and prm_score (merge_insert on rollout_id; a rerun writes nothing).
 
-    Example: mstar prm score --prm policies/prm --run r1"""
+    Example: mstar prm score --prm policies/prm --run r1
+
+    Example: mstar prm score --prm policies/prm --run r1 --executor ray --ray-workers 4"""
     from mstar_data.prm.score import ScoreConfig, run_score
 
     cfg = build_config(ScoreConfig, prm=prm, run=run, iteration=iteration, stage=value(stage),
-                       aggregate=value(aggregate), batch_size=batch_size, flush_rows=flush_rows)
+                       aggregate=value(aggregate), batch_size=batch_size, flush_rows=flush_rows,
+                       executor=value(executor), ray_workers=ray_workers, ray_shard_size=ray_shard_size)
     s = open_store(store, create=False)
     with _progress() as progress:
         r = run_score(s, cfg, progress=progress)

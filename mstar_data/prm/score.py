@@ -41,6 +41,10 @@ class ScoreConfig(BaseModel):
                                 "their weighted vote reads every sample's score).")
     batch_size: int = Field(32, ge=1)
     flush_rows: int = Field(2048, ge=1)
+    executor: Literal["local", "ray"] = Field("local", description="Where the PRM runs: here, or on Ray actors "
+                                              "(one PRM each; needs the ray extra).")
+    ray_workers: int | None = Field(None, ge=1, description="ray: actors (default: one per GPU, else per CPU).")
+    ray_shard_size: int = Field(256, ge=1, description="ray: rollouts per shard.")
 
 
 @dataclass
@@ -102,6 +106,28 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
         updates = []
         result.store_s += time.perf_counter() - t0
 
+    if todo and cfg.executor == "ray":
+        from mstar_data.exec.ray_score import score_on_ray
+
+        inputs = query_inputs(store, (r["query_id"] for r in todo))
+        todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))  # as local: less padding
+
+        def take(first: int, scores: list[list[float]]) -> None:
+            for r, s in zip(todo[first:first + len(scores)], scores):
+                updates.append({"rollout_id": r["rollout_id"], "step_scores": s,
+                                "prm_score": aggregate(s, cfg.aggregate), "prm": tag})
+            result.scored += len(scores)
+            if len(updates) >= cfg.flush_rows:
+                flush()
+            report(progress, "prm score (ray)", result.scored, len(todo),
+                   f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
+
+        t0 = time.perf_counter()
+        score_on_ray(cfg.prm, [(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"]) for r in todo],
+                     batch_size=cfg.batch_size, on_scores=take, workers=cfg.ray_workers,
+                     shard_size=cfg.ray_shard_size)
+        result.model_s += time.perf_counter() - t0 - result.store_s
+        todo = []
     if todo:
         # `prm`: a loaded PRM, or a zero-argument loader (the loop's, which decides what stays resident)
         prm = prm() if callable(prm) else (prm or load_prm(cfg.prm))

@@ -281,3 +281,39 @@ def test_mc_labelling_on_ray_gives_the_local_labels(shared, tmp_path):
 
     assert labels(remote) == labels(local)
     assert sorted(x["rollout_id"] for x in _rows(remote)) == sorted(x["rollout_id"] for x in _rows(local))
+
+
+def test_prm_score_on_ray_equals_local_through_a_dead_actor(ray_cluster, small, tmp_path, monkeypatch):
+    """`prm score --executor ray`: PRM replicas on 2 actors give the local scores; an actor that dies mid-shard is
+    restarted and its shard retried; a rerun scores nothing."""
+    from mstar_data.exec.ray_score import FAULT_ENV as SCORE_FAULT
+    from mstar_data.prm.label import LabelConfig, run_label
+    from mstar_data.prm.score import ScoreConfig, run_score
+    from mstar_data.prm.train import PrmTrainConfig, train_prm
+
+    s = _copy(small, tmp_path, "prm")
+    run_generate(s, GenerateConfig(policy=small[1], split=None, n=4, run="ray", max_new_tokens=12, batch_size=16,
+                                   temperature=1.0))
+    run_label(s, LabelConfig(labeller="task", run="ray"))
+    prm = str(tmp_path / "prm-model")
+    train_prm(s, PrmTrainConfig(policy=small[1], run="ray", out=prm, labeller="task", max_steps=2, batch_size=8,
+                                warmup_steps=0, save_every=100))
+    local, remote = _copy((s.uri.removeprefix("file://"),), tmp_path, "local"), _copy(
+        (s.uri.removeprefix("file://"),), tmp_path, "remote")
+    cfg = ScoreConfig(prm=prm, run="ray", batch_size=4)
+    a = run_score(local, cfg)
+    monkeypatch.setenv(SCORE_FAULT, f"1:{tmp_path / 'killed-once'}")
+    b = run_score(remote, cfg.model_copy(update={"executor": "ray", "ray_workers": 2, "ray_shard_size": 16}))
+    assert (tmp_path / "killed-once").exists()  # shard 1's actor did die
+    assert a.scored == b.scored == 64
+
+    def scores(store):
+        return {r["rollout_id"]: (r["step_scores"], r["prm_score"], r["prm"]) for r in store.dataset("rollouts")
+                .to_table(columns=["rollout_id", "step_scores", "prm_score", "prm"]).to_pylist()}
+
+    want, got = scores(local), scores(remote)
+    assert want.keys() == got.keys() and all(v[0] is not None for v in got.values())
+    for k in want:
+        assert want[k][2] == got[k][2] and want[k][0] == pytest.approx(got[k][0], abs=1e-6)
+    again = run_score(remote, cfg.model_copy(update={"executor": "ray", "ray_workers": 2}))
+    assert again.scored == 0 and again.unchanged == 64
