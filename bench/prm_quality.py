@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--perturb", default=None, choices=("reference", "rollouts"),
                     help="Add perturbed chains of thought (prm/perturb.py) from this source to the training data.")
     ap.add_argument("--per-source", type=int, default=8, help="--perturb: perturbed responses per source chain.")
+    ap.add_argument("--freeze-vision", action="store_true", help="Train the PRM's language model only.")
     args = ap.parse_args()
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
@@ -108,7 +109,8 @@ def main() -> None:
                               m=args.m, temperature=args.temperature, seed=seed, labeller=labeller,
                               perturb={"source": args.perturb, "per_source": args.per_source} if args.perturb else None,
                               train={"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
-                                     "warmup_steps": 50 if args.perturb else 5, "save_every": 1000})
+                                     "warmup_steps": 50 if args.perturb else 5, "save_every": 1000,
+                                     "freeze_vision": args.freeze_vision})
             e = built.evaluation
             results.append({"labeller": labeller, "seed": seed, **{k: e.get(k) for k in FIELDS},
                             "n_steps": e["n_checked_steps"], "by_kind": auc_by_kind(store, run),

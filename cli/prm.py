@@ -145,6 +145,8 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
           max_steps: Annotated[Optional[int], typer.Option(min=1, help="Cap on optimizer steps.")] = None,
           warmup_steps: Annotated[int, typer.Option(min=0, help="Linear learning-rate warm-up steps.")] = 10,
           save_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 50,
+          freeze_vision: Annotated[bool, typer.Option("--freeze-vision", help="Train only the language model; the "
+                                                      "vision tower keeps the policy's weights.")] = False,
           seed: SeedOpt = 0, force: ForceOpt = False, store: StoreOpt = None) -> None:
     """Train a PRM ('+'/'-' logits at step tags) on sql/prm_trainset.sql; checkpointed and resumable.
 
@@ -158,7 +160,7 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
     cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), labeller=value(labeller), label=value(label),
                        split=split,
                        lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
-                       warmup_steps=warmup_steps, save_every=save_every, seed=seed)
+                       warmup_steps=warmup_steps, save_every=save_every, seed=seed, freeze_vision=freeze_vision)
     s = open_store(store, create=False)
     if force:
         retire_marker(folder, META)  # a finished checkpoint would otherwise be taken as already trained

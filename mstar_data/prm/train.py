@@ -36,6 +36,8 @@ class PrmTrainConfig(TrainConfig):
     method: Literal["iterative-rft"] = "iterative-rft"
     epochs: float = Field(3.0, gt=0)
     lr: float = Field(5e-4, gt=0)
+    freeze_vision: bool = Field(False, description="Train only the language model: the vision tower keeps the "
+                                "policy's weights (faster; on the embedded task also a better PRM).")
 
 
 def prm_examples(store, run: str, split: str = "train", label: str = "hard",
@@ -60,8 +62,8 @@ def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
     n_good = sum(y >= 0.5 for e in examples for y in e.labels)
     train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
     meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
-                    "labeller": cfg.labeller, "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
+                    "labeller": cfg.labeller, "freeze_vision": cfg.freeze_vision, "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
                     "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
     return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,
                            cfg=train_cfg, out=Path(cfg.out), progress=progress, extra_meta=meta,
-                           loss=prm_step)
+                           loss=prm_step, freeze_vision=cfg.freeze_vision)

@@ -208,10 +208,12 @@ class Trainer:
 def train_iteration(store, examples: list, *, run: str, iteration: int, policy_in: str,
                     base_policy: str | None = None, cfg: TrainConfig, checkpoints: Path | None = None,
                     out: Path | None = None, device: str | None = None, progress=None,
-                    extra_meta: dict | None = None, loss: Loss = sft, iterations: int = 1) -> TrainResult:
+                    extra_meta: dict | None = None, loss: Loss = sft, iterations: int = 1,
+                    freeze_vision: bool = False) -> TrainResult:
     """Train on `examples` into `out` (default `<checkpoints>/<run>/it-000k`) with `loss` (SFT by default,
     the PRM's step loss for `mstar prm train`). `iterations`: the run's iteration count, which a continuous
-    schedule spans. `progress(task, done, total, note)` hears of every step."""
+    schedule spans. `freeze_vision`: the vision tower is not trained. `progress(task, done, total, note)` hears
+    of every step."""
     final = Path(out) if out is not None else ckpt.iteration_dir(checkpoints, run, iteration)
     if ckpt.is_complete(final):  # already trained: a rerun after a crash goes straight on
         meta = ckpt.read_meta(final)
@@ -223,7 +225,7 @@ def train_iteration(store, examples: list, *, run: str, iteration: int, policy_i
     horizon = schedule_horizon(cfg, n_steps, iterations=iterations, carried=carried)
     trainer = Trainer(loss)
     restored = trainer.setup(start.weights, cfg, horizon=horizon, state_from=start.state_from, device=device,
-                             seed=cfg.seed * 7919 + iteration)
+                             seed=cfg.seed * 7919 + iteration, freeze_vision=freeze_vision)
     local_start = restored["local_step"] if is_resume(start) else 0
     result = TrainResult(str(final), steps=n_steps, n_examples=len(examples),
                          resumed_from=trainer.global_step if is_resume(start) else None)

@@ -55,6 +55,26 @@ def test_trained_prm_says_how_it_reads_steps(prm_store, cli):
     assert r.rc == 1 and "not a trained PRM" in r.err and "Traceback" not in r.err
 
 
+def test_prm_train_freeze_vision_keeps_the_vision_tower(prm_store, cli, tmp_path):
+    import torch
+
+    from mstar_data.models.loading import load_policy, vision_parameters
+    from mstar_data.prm.model import prm_meta
+
+    s, policy, _ = prm_store
+    out = tmp_path / "frozen"
+    r = cli("prm", "train", "--policy", policy, "--run", "p", "--out", out, "--max-steps", "3", "--batch-size", "8",
+            "--lr", "5e-3", "--warmup-steps", "0", "--freeze-vision", "--store", s.uri)
+    assert r.rc == 0, r.err
+    assert prm_meta(out)["freeze_vision"] is True
+    before, after = load_policy(policy).model, load_policy(out).model
+    vision = {id(p) for p in vision_parameters(after)}
+    names = {n for n, p in after.named_parameters() if id(p) in vision}
+    b, a = dict(before.named_parameters()), dict(after.named_parameters())
+    assert names and all(torch.equal(b[n], a[n]) for n in names)           # bit-identical
+    assert any(not torch.equal(b[n], a[n]) for n in a if n not in names)   # the language model trained
+
+
 def test_score_fills_steps_and_is_idempotent(prm_store):
     s, _, out = prm_store
     cfg = ScoreConfig(prm=out, run="p", stage="eval")
