@@ -24,8 +24,15 @@ test-fast: $(STAMP)
 
 # The whole M-STAR recipe on the embedded default (tiny VLM, shapes task, local store, CPU): ingest, bootstrap
 # the policy, self-evolve 4 iterations, print the dynamics and write the plot. About 4 minutes on 2 cores.
+# Each run starts from a fresh store; only a folder an earlier `make demo` made (it carries the marker) is
+# removed: anything else at DEMO_STORE is refused, not deleted.
+DEMO_MARK := $(DEMO_STORE)/.mstar-made-by-make-demo
 demo: $(STAMP)
+	@if [ -e "$(DEMO_STORE)" ] && [ ! -e "$(DEMO_MARK)" ]; then \
+	  echo "make demo: $(DEMO_STORE) exists and was not made by make demo; move it, or run make demo DEMO_STORE=<new folder>"; \
+	  exit 1; fi
 	rm -rf $(DEMO_STORE)
+	mkdir -p $(DEMO_STORE) && touch $(DEMO_MARK)
 	$(BIN)/mstar demo --store $(DEMO_STORE)
 
 # The paper's comparison on the embedded task, one factor at a time, 3 seeds (bench/compare_methods.py; about
