@@ -91,7 +91,7 @@ def _sources(store, cfg: PerturbConfig) -> list[tuple[dict, str | None, list[str
     """(query row, source rollout id or None, steps) per source chain, in id order."""
     if cfg.source == "reference":
         queries = select_queries(store, split=cfg.split, where=queries_where(with_reference_cot=True))
-        out = [(q, None, split_steps(q["reference_cot"])) for q in sorted(queries, key=lambda q: q["query_id"])]
+        out = [(q, None, split_steps(q["reference_cot"])) for q in queries]  # select_queries sorts by id
     else:
         rows = store.dataset("rollouts").to_table(
             columns=["rollout_id", "query_id", "steps"],

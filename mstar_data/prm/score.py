@@ -106,50 +106,36 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
         updates = []
         result.store_s += time.perf_counter() - t0
 
-    if todo and cfg.executor == "ray":
-        from mstar_data.exec.ray_score import score_on_ray
-
+    if todo:
         inputs = query_inputs(store, (r["query_id"] for r in todo))
-        todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))  # as local: less padding
+        # Similar lengths together: less padding per batch.
+        todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
 
         def take(first: int, scores: list[list[float]]) -> None:
+            """The scores of todo[first:first + len(scores)], from this process or an actor."""
             for r, s in zip(todo[first:first + len(scores)], scores):
                 updates.append({"rollout_id": r["rollout_id"], "step_scores": s,
                                 "prm_score": aggregate(s, cfg.aggregate), "prm": tag})
             result.scored += len(scores)
             if len(updates) >= cfg.flush_rows:
                 flush()
-            report(progress, "prm score (ray)", result.scored, len(todo),
+            report(progress, "prm score", result.scored, len(todo),
                    f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
 
-        t0 = time.perf_counter()
-        score_on_ray(cfg.prm, [(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"]) for r in todo],
-                     batch_size=cfg.batch_size, on_scores=take, workers=cfg.ray_workers,
-                     shard_size=cfg.ray_shard_size)
-        result.model_s += time.perf_counter() - t0 - result.store_s
-        todo = []
-    if todo:
-        # `prm`: a loaded PRM, or a zero-argument loader (the loop's, which decides what stays resident)
-        prm = prm() if callable(prm) else (prm or load_prm(cfg.prm))
-        inputs = query_inputs(store, (r["query_id"] for r in todo))
-        cache = PromptCache()
-        # Similar lengths together: less padding per batch.
-        todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start:start + cfg.batch_size]
-            examples = [PRMExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"])
-                        for r in batch]
-            t0 = time.perf_counter()
-            scores = step_scores(prm, examples, cache)
-            result.model_s += time.perf_counter() - t0
-            for r, s in zip(batch, scores):
-                updates.append({"rollout_id": r["rollout_id"], "step_scores": s,
-                                "prm_score": aggregate(s, cfg.aggregate), "prm": tag})
-            result.scored += len(batch)
-            if len(updates) >= cfg.flush_rows:
-                flush()
-            report(progress, "prm score", start + len(batch), len(todo),
-                   f"{result.scored / max(time.perf_counter() - t_start, 1e-9):.0f} rollouts/s")
+        examples = [PRMExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"]) for r in todo]
+        t0, store_before = time.perf_counter(), result.store_s
+        if cfg.executor == "ray":
+            from mstar_data.exec.ray_score import score_on_ray
+
+            score_on_ray(cfg.prm, [(e.prompt, e.image, e.steps) for e in examples], batch_size=cfg.batch_size,
+                         on_scores=take, workers=cfg.ray_workers, shard_size=cfg.ray_shard_size)
+        else:
+            # `prm`: a loaded PRM, or a zero-argument loader (the loop's, which decides what stays resident)
+            prm = prm() if callable(prm) else (prm or load_prm(cfg.prm))
+            cache = PromptCache()
+            for start in range(0, len(todo), cfg.batch_size):
+                take(start, step_scores(prm, examples[start:start + cfg.batch_size], cache))
+        result.model_s += time.perf_counter() - t0 - (result.store_s - store_before)
     flush()
     result.wall_s = time.perf_counter() - t_start
     record_job(store, job_id=result.job_id, kind="prm-score", cfg=cfg, started_at=started_at, run=cfg.run,
