@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
+
+# The longest modules (make test's --durations), longest first. Under pytest-xdist (`make test`: 2 workers,
+# whole modules to a worker) they start before everything else, side by side, and the short modules fill in
+# around them; in collection order, one worker could be left alone with a 3-minute test at the end.
+FIRST = ("tests/e2e/test_learning.py", "tests/e2e/test_grpo_learning.py", "tests/e2e/test_prm_learning.py",
+         "tests/e2e/test_evolve_kill.py", "tests/e2e/test_grpo.py", "tests/e2e/test_evolve_nproc.py",
+         "tests/e2e/test_evolve_ray.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {m: i for i, m in enumerate(FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))  # stable: order kept
 
 
 @dataclass
