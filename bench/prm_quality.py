@@ -83,6 +83,9 @@ def main() -> None:
                     help="Add perturbed chains of thought (prm/perturb.py) from this source to the training data.")
     ap.add_argument("--per-source", type=int, default=8, help="--perturb: perturbed responses per source chain.")
     ap.add_argument("--freeze-vision", action="store_true", help="Train the PRM's language model only.")
+    ap.add_argument("--prompt", default="question", choices=("question", "cot"),
+                    help="What the PRM reads before the steps: the question alone, or the policy's prompt.")
+    ap.add_argument("--steps", type=int, default=None, help="Cap on the PRM's training steps.")
     args = ap.parse_args()
     from mstar_data.ingest.synthetic import synthetic_items
     from mstar_data.ingest.writer import ingest_items
@@ -110,7 +113,8 @@ def main() -> None:
                               perturb={"source": args.perturb, "per_source": args.per_source} if args.perturb else None,
                               train={"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
                                      "warmup_steps": 50 if args.perturb else 5, "save_every": 1000,
-                                     "freeze_vision": args.freeze_vision})
+                                     "freeze_vision": args.freeze_vision, "prompt": args.prompt,
+                                     "max_steps": args.steps})
             e = built.evaluation
             results.append({"labeller": labeller, "seed": seed, **{k: e.get(k) for k in FIELDS},
                             "n_steps": e["n_checked_steps"], "by_kind": auc_by_kind(store, run),

@@ -26,6 +26,9 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
            nproc: Annotated[int, typer.Option(min=1, help="Train each iteration in this many data-parallel "
                                                           "processes (torchrun; gloo on CPU, nccl with one GPU "
                                                           "each). Not part of the recipe.")] = 1,
+           fsdp: Annotated[bool, typer.Option("--fsdp", help="With --nproc N: shard the weights, gradients and "
+                                                            "optimizer state across the N processes (FSDP2), for "
+                                                            "a model that does not fit one device.")] = False,
            store: StoreOpt = None) -> None:
     """Run the self-evolving loop of a recipe. Rerunning after a crash continues from the last finished step;
     rerunning a run id with a different resolved recipe is refused. Before the first step it runs the checks
@@ -35,7 +38,7 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
     as local; it is not part of the recipe, so a run may resume under either. A GRPO recipe samples each step's
     groups on the actors, after pushing them the trainer's weights (its greedy val stays local).
     --nproc N trains each iteration in N torchrun processes on the same global batch (docs/scaling.md); the
-    loop itself stays one process. GRPO recipes train in one process."""
+    loop itself stays one process; --fsdp shards the model across them. GRPO recipes train in one process."""
     from mstar_data.loop.evolve import Evolve
     from mstar_data.loop.grpo import Grpo, is_grpo
     from mstar_data.loop.recipe import recipe_json, resolve_recipe
@@ -52,6 +55,10 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
 
         raise MstarError("--nproc: a GRPO run keeps one trainer alive between its steps and trains in one process; "
                          "leave --nproc out (or run `mstar train --nproc N` on a selection view)")
+    if fsdp and nproc < 2:
+        from mstar_data.errors import MstarError
+
+        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
     s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:
@@ -64,7 +71,7 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
         return
     with _progress() as progress:
         result = Evolve(s, r, artifacts=artifacts, progress=progress, log=progress.log, executor=executor,
-                        ray_shard_size=ray_shard_size, ray_workers=ray_workers, nproc=nproc).run_all()
+                        ray_shard_size=ray_shard_size, ray_workers=ray_workers, nproc=nproc, fsdp=fsdp).run_all()
     _print_dynamics(result.iterations, f"run {result.run}")
     summary(f"evolve {result.run}", [("greedy accuracy, start -> end",
                                        f"{result.start_acc:.1%} -> {result.final_acc:.1%}"),

@@ -18,6 +18,7 @@ Stage = choice("Stage", *STAGES, "perturb")
 Aggregate = choice("Aggregate", "min", "mean", "last")
 Label = choice("Label", "hard", "soft")
 Labeller = choice("Labeller", "mc", "judge", "task")
+PrmPrompt = choice("PrmPrompt", "question", "cot")
 PrmOpt = Annotated[str, typer.Option("--prm", help="PRM model folder (from `mstar prm train`).")]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id.")]
 AggOpt = Annotated[Aggregate, typer.Option(help="Response score from step scores: min, mean or last.")]
@@ -147,25 +148,39 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
           save_every: Annotated[int, typer.Option(min=1, help="Steps between resumable checkpoints.")] = 50,
           freeze_vision: Annotated[bool, typer.Option("--freeze-vision", help="Train only the language model; the "
                                                       "vision tower keeps the policy's weights.")] = False,
+          prompt: Annotated[PrmPrompt, typer.Option(help="What the PRM reads before the steps: the question alone, "
+                                                         "or the policy's prompt (question and instruction).")] = "question",
+          nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes (torchrun; gloo on CPU, nccl with "
+                                                         "one GPU each), each on its share of every batch.")] = 1,
+          fsdp: Annotated[bool, typer.Option("--fsdp", help="With --nproc N: shard the PRM across the N processes "
+                                                           "(FSDP2).")] = False,
           seed: SeedOpt = 0, force: ForceOpt = False, store: StoreOpt = None) -> None:
     """Train a PRM ('+'/'-' logits at step tags) on sql/prm_trainset.sql; checkpointed and resumable.
+    --batch-size is the global micro-batch: --nproc N processes train as 1 would (docs/scaling.md).
 
-    Example: mstar prm train --policy policies/base --run r1 --out policies/prm"""
+    Example: mstar prm train --policy policies/base --run r1 --out policies/prm
+
+    Example: mstar prm train --policy policies/base --run r1 --out policies/prm --labeller task --nproc 2"""
     from mstar_data.outputs import check_out_folder, retire_marker
     from mstar_data.prm.train import PrmTrainConfig, train_prm
     from mstar_data.train.checkpoint import META
 
+    if fsdp and nproc < 2:
+        from mstar_data.errors import MstarError
+
+        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
     # Checked before any work; a crashed training resumes from `<out>.steps/` (the folder itself is empty).
     folder = check_out_folder(out, marker=META, kind="PRM checkpoint", force=force)
     cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), labeller=value(labeller), label=value(label),
                        split=split,
                        lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
-                       warmup_steps=warmup_steps, save_every=save_every, seed=seed, freeze_vision=freeze_vision)
+                       warmup_steps=warmup_steps, save_every=save_every, seed=seed, freeze_vision=freeze_vision,
+                       prompt=value(prompt))
     s = open_store(store, create=False)
     if force:
         retire_marker(folder, META)  # a finished checkpoint would otherwise be taken as already trained
     with _progress() as progress:
-        r = train_prm(s, cfg, progress=progress)
+        r = train_prm(s, cfg, progress=progress, nproc=nproc, fsdp=fsdp)
     summary(f"prm train run={run} ({cfg.label} {cfg.labeller} labels)", [
         ("responses", r.n_examples), ("steps", r.steps),
         ("resumed from step", r.resumed_from if r.resumed_from is not None else "-"),

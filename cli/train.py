@@ -39,13 +39,20 @@ def train(ctx: typer.Context,
           nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes: re-runs this command under "
                                                          "torch.distributed.run (gloo on CPU, nccl with one GPU "
                                                          "each), each on its share of every batch.")] = 1,
+          fsdp: Annotated[bool, typer.Option("--fsdp", help="Shard the weights, gradients and optimizer state "
+                                                           "across the processes (FSDP2), for a model that does "
+                                                           "not fit one device; the checkpoint is the same.")] = False,
           artifacts: ArtifactsOpt = None, store: StoreOpt = None) -> None:
     """SFT on a training-set view (prompt tokens masked); checkpointed, and resumable after a crash.
 
     --batch-size is the global micro-batch: N processes train as 1 would (docs/scaling.md). Under torchrun
     (`torchrun --nproc_per_node=N -m mstar_cli train ...`) leave --nproc out.
 
-    Example: mstar train --run r1 --iteration 0 --policy-in policies/base --nproc 2"""
+    Example: mstar train --run r1 --iteration 0 --policy-in policies/base --nproc 2 --fsdp"""
+    if fsdp and nproc < 2 and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        from mstar_data.errors import MstarError
+
+        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _launch_ranks(nproc, ctx)
     from mstar_data.artifacts import checkpoints_dir
@@ -75,7 +82,7 @@ def train(ctx: typer.Context,
     root = checkpoints_dir(s.uri, artifacts)
     with _progress() if rank == 0 else nullcontext() as progress:
         r = train_iteration(s, examples, run=run, iteration=iteration, policy_in=policy_in, base_policy=base_policy,
-                            cfg=cfg, checkpoints=root, progress=progress,
+                            cfg=cfg, checkpoints=root, progress=progress, fsdp=fsdp,
                             extra_meta={"view": view, "params": params, "trainset_version": version, "trainset_tag": tag})
     if rank:
         return
@@ -92,7 +99,9 @@ def _launch_ranks(nproc: int, ctx: typer.Context) -> None:
     args = [ctx.info_name]
     for p in ctx.command.params:
         v = ctx.params.get(p.name)
-        if p.name != "nproc" and v is not None:
+        if isinstance(v, bool):  # a flag
+            args += [p.opts[0]] if v else []
+        elif p.name != "nproc" and v is not None:
             for x in v if isinstance(v, (list, tuple)) else [v]:
                 args += [p.opts[0], str(value(x))]
     # "--": torchrun's own parser would take an option of ours that starts like one of its own (--run)

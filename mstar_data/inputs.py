@@ -103,11 +103,12 @@ class QueryInput:
     image: bytes | None
 
 
-def query_inputs(store, query_ids) -> dict[str, QueryInput]:
-    """Prompt and image bytes per query id: what every model pass over stored rollouts feeds the model."""
+def query_inputs(store, query_ids, variant: str = "cot") -> dict[str, QueryInput]:
+    """Prompt and image bytes per query id: what every model pass over stored rollouts feeds the model (the
+    prompt of `variant`: the PRM reads the `question` alone)."""
     from mstar_data.prompts import build_prompt
 
     queries = select_queries(store, query_ids=sorted(set(query_ids)))
     images = images_by_sha(store, {q["image_sha256"] for q in queries})
-    return {q["query_id"]: QueryInput(q, build_prompt(q["question"], q["choices"]), images.get(q["image_sha256"]))
+    return {q["query_id"]: QueryInput(q, build_prompt(q["question"], q["choices"], variant=variant), images.get(q["image_sha256"]))
             for q in queries}

@@ -10,6 +10,8 @@ Variants (stored in `rollouts.prompt_variant`):
   question requiring a floating-point number with two decimal places ..."), so answers come in the format the
   benchmark scores; else the question with a format line from its answer type and precision. Either way it
   ends with the '# Answer' instruction, so steps still split and the answer is still extracted.
+- `question` (not for sampling): the question and its options alone, which is what a PRM reads before the
+  steps it scores (prm/format.py); the instruction to the policy would only add tokens.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def build_prompt(question: str, choices: list[str] | None = None, *, variant: st
                  precision: int | None = None) -> str:
     """`hint`, `answer_type` and `precision` are read by the benchmark variant only."""
     body = question.strip() + _options(question, choices)
+    if variant == "question":
+        return body
     if variant == "cot":
         return f"{body}\n{COT_INSTRUCTION}"
     if variant == "warmup":

@@ -83,7 +83,7 @@ EvolveResult = LoopResult
 class Evolve:
     def __init__(self, store, recipe: Recipe, *, artifacts: str | None = None, parts: LoopParts | None = None,
                  progress=None, log=lambda msg: None, executor: str = "local", ray_workers: int | None = None,
-                 ray_shard_size: int | None = None, nproc: int = 1):
+                 ray_shard_size: int | None = None, nproc: int = 1, fsdp: bool = False):
         from mstar_data.artifacts import checkpoints_dir
         from mstar_data.exec import make_executor
 
@@ -97,6 +97,7 @@ class Evolve:
             progress=progress)
         self.executor, self.ray_workers, self.ray_shard_size = executor, ray_workers, ray_shard_size
         self.nproc = nproc  # > 1: each iteration trains in that many torchrun processes (train/launch.py)
+        self.fsdp = fsdp  # ... sharded across them (train/fsdp.py)
         self._factory, self._factory_policy = None, None  # the actors' engine factory, one per policy
         # The run record keeps the recipe as given; the loop uses its model paths resolved (relative ones
         # against the artifacts root).
@@ -339,11 +340,13 @@ class Evolve:
                 if self.nproc > 1:  # the same pinned set, read by every rank
                     from mstar_data.train.launch import train_in_ranks
 
-                    self.log(f"iteration {it}: training in {self.nproc} processes (torchrun)")
+                    self.log(f"iteration {it}: training in {self.nproc} processes (torchrun"
+                             f"{', FSDP' if self.fsdp else ''})")
                     trained = train_in_ranks(self.nproc, self.store, view=r.select.view, params=params,
                                              version=version, run=self.run, iteration=it, policy_in=policy,
                                              base_policy=base, cfg=train_cfg, iterations=r.data.iterations,
-                                             checkpoints=self.root, extra_meta=meta)
+                                             checkpoints=self.root, extra_meta=meta, fsdp=self.fsdp,
+                                             progress=self.progress)
                 else:
                     trained = self.parts.train(self.store, examples, run=self.run, iteration=it, policy_in=policy,
                                                base_policy=base, cfg=train_cfg, iterations=r.data.iterations,

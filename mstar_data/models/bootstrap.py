@@ -66,7 +66,7 @@ class BootstrapResult:
 
 
 def greedy_accuracy(sampler, queries: list[dict], images: dict[str, bytes], max_new_tokens: int,
-                    batch_size: int = 64) -> float:
+                    batch_size: int = 128) -> float:
     from mstar_data.answers import judge
     from mstar_data.sampling.engine import SampleRequest
 

@@ -58,6 +58,7 @@ def step_logits(policy, examples: list[PRMExample], cache=None):
     import torch
 
     from mstar_data.models.batches import SFTExample, sft_batch
+    from mstar_data.train.fsdp import is_sharded
 
     tok = policy.tokenizer
     built = [step_token_ids(tok, e.steps) for e in examples]
@@ -69,6 +70,10 @@ def step_logits(policy, examples: list[PRMExample], cache=None):
     model = policy.model
     head = model.get_output_embeddings()
     pick = torch.tensor([single_token(tok, POSITIVE), single_token(tok, NEGATIVE)], device=policy.device)
+    if is_sharded(model):  # one forward through the root, which gathers the weights of each unit (FSDP)
+        keep = torch.unique(cols)
+        logits = model(**batch, use_cache=False, logits_to_keep=keep).logits
+        return logits[rows, torch.searchsorted(keep, cols)][:, pick].float()
     body = getattr(model, "model", None)
     if body is not None:  # the decoder's hidden states, and the LM head on the tag positions only
         hidden = body(**batch, use_cache=False).last_hidden_state[rows, cols]

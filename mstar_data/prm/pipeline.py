@@ -35,10 +35,11 @@ class PrmBuild:
 def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], eval_ids: list[str],
               train_split: str = "train", eval_split: str = "val", n_train: int = 2, n_eval: int = 4, m: int = 4,
               temperature: float = 0.7, max_new_tokens: int = 48, seed: int = 0, train: dict | None = None,
-              labeller: str = "mc", perturb: dict | None = None, engine=None, progress=None) -> PrmBuild:
+              labeller: str = "mc", perturb: dict | None = None, nproc: int = 1, sample_batch_size: int = 64,
+              engine=None, progress=None) -> PrmBuild:
     """`perturb`: PerturbConfig fields (source, per_source, p_step, ...) to add perturbed chains of thought on
     train queries to the PRM's training data (prm/perturb.py); they are labelled by the same labeller as the
-    rest."""
+    rest. `nproc` > 1: the PRM trains in that many processes (train/launch.py)."""
     from mstar_data.sampling.engines import load_engine
 
     engine = engine or load_engine("hf", policy)
@@ -47,7 +48,7 @@ def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], e
     for stage, ids, n in (("explore", train_ids, n_train), ("eval", eval_ids, n_eval)):
         run_generate(store, GenerateConfig(policy=policy, split=None, query_ids=ids, n=n, temperature=temperature,
                                            run=run, stage=stage, seed=seed, max_new_tokens=max_new_tokens,
-                                           batch_size=64), engine=engine, progress=progress)
+                                           batch_size=sample_batch_size), engine=engine, progress=progress)
     if perturb:
         run_perturb(store, PerturbConfig(run=run, split=train_split, seed=seed, **perturb), progress=progress)
     timings["sample_s"] = time.perf_counter() - t
@@ -63,7 +64,7 @@ def build_prm(store, *, policy: str, run: str, out: str, train_ids: list[str], e
     t = time.perf_counter()
     train_prm(store, PrmTrainConfig(policy=policy, run=run, out=out, split=train_split, seed=seed, labeller=labeller,
                                     **(train or {})),
-              progress=progress)
+              progress=progress, nproc=nproc)
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     evaluation = run_eval(store, EvalConfig(prm=out, run=run, stage="eval", split=eval_split, seed=seed),

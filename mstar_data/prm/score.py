@@ -69,7 +69,7 @@ UPDATE_SCHEMA = pa.schema([("rollout_id", pa.string()), ("step_scores", pa.list_
 
 
 def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
-    from mstar_data.prm.model import load_prm, prm_tag
+    from mstar_data.prm.model import load_prm, prm_meta, prm_tag
     from mstar_data.models.batches import PromptCache
 
     t_start = time.perf_counter()
@@ -107,7 +107,8 @@ def run_score(store, cfg: ScoreConfig, prm=None, progress=None) -> ScoreResult:
         result.store_s += time.perf_counter() - t0
 
     if todo:
-        inputs = query_inputs(store, (r["query_id"] for r in todo))
+        # the prompt the PRM was trained to read (PRMs from before the choice read the policy's)
+        inputs = query_inputs(store, (r["query_id"] for r in todo), variant=prm_meta(cfg.prm).get("prompt", "cot"))
         # Similar lengths together: less padding per batch.
         todo.sort(key=lambda r: (sum(len(s) for s in r["steps"]), r["rollout_id"]))
 

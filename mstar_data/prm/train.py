@@ -38,22 +38,37 @@ class PrmTrainConfig(TrainConfig):
     lr: float = Field(5e-4, gt=0)
     freeze_vision: bool = Field(False, description="Train only the language model: the vision tower keeps the "
                                 "policy's weights (faster; on the embedded task also a better PRM).")
+    prompt: Literal["question", "cot"] = Field("question", description="What the PRM reads before the steps: the "
+                                               "question alone, or the policy's whole prompt (question and "
+                                               "instruction, ~45% of the embedded task's prompt tokens).")
 
 
 def prm_examples(store, run: str, split: str = "train", label: str = "hard",
-                 version: dict[str, int] | None = None, labeller: str = "mc") -> list[PRMExample]:
+                 version: dict[str, int] | None = None, labeller: str = "mc",
+                 prompt: str = "question") -> list[PRMExample]:
     rows = run_view(store, "prm_trainset", versions=version, run=run, split=split, labeller=labeller).to_pylist()
     if not rows:
         return []
-    inputs = query_inputs(store, (r["query_id"] for r in rows))
+    inputs = query_inputs(store, (r["query_id"] for r in rows), variant=prompt)
     key = "hard_labels" if label == "hard" else "soft_labels"
     return [PRMExample(inputs[r["query_id"]].prompt, inputs[r["query_id"]].image, r["steps"],
                        [float(y) for y in r[key]]) for r in rows]
 
 
-def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
-    versions = {t: store.version(t) for t in ("rollouts", "step_labels", "queries")}
-    examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions, cfg.labeller)
+VERSIONED = ("rollouts", "step_labels", "queries")
+
+
+def train_prm(store, cfg: PrmTrainConfig, progress=None, *, versions: dict[str, int] | None = None,
+              nproc: int = 1, fsdp: bool = False) -> TrainResult:
+    """Train the PRM on the step labels of the tables at `versions` (default: the current ones; every rank of
+    a multi-process training reads the versions its launcher pinned). `nproc` > 1: in that many torchrun
+    processes, data-parallel on the same global batch (train/launch.py); `fsdp`: the model sharded across them."""
+    if nproc > 1:
+        from mstar_data.train.launch import train_prm_in_ranks
+
+        return train_prm_in_ranks(nproc, store, cfg, fsdp=fsdp, progress=progress)
+    versions = versions or {t: store.version(t) for t in VERSIONED}
+    examples = prm_examples(store, cfg.run, cfg.split, cfg.label, versions, cfg.labeller, cfg.prompt)
     if not examples:
         raise MstarError(f"run '{cfg.run}' has no step-labelled responses on {cfg.split} queries by the "
                          f"{cfg.labeller} labeller: run `mstar prm label --run {cfg.run} --labeller {cfg.labeller}` "
@@ -61,9 +76,9 @@ def train_prm(store, cfg: PrmTrainConfig, progress=None) -> TrainResult:
     n_steps = sum(len(e.steps) for e in examples)
     n_good = sum(y >= 0.5 for e in examples for y in e.labels)
     train_cfg = TrainConfig(**cfg.model_dump(include=set(TrainConfig.model_fields)))
-    meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label,
+    meta = {"prm": {"id": uuid.uuid4().hex[:12], "step_tag": STEP_TAG, "positive": POSITIVE, "negative": NEGATIVE, "label": cfg.label, "prompt": cfg.prompt,
                     "labeller": cfg.labeller, "freeze_vision": cfg.freeze_vision, "run": cfg.run, "split": cfg.split, "versions": versions, "init": str(cfg.policy),
                     "n_responses": len(examples), "n_steps": n_steps, "n_good_steps": n_good}}
     return train_iteration(store, examples, run=f"prm:{Path(cfg.out).name}", iteration=0, policy_in=cfg.policy,
                            cfg=train_cfg, out=Path(cfg.out), progress=progress, extra_meta=meta,
-                           loss=prm_step, freeze_vision=cfg.freeze_vision)
+                           loss=prm_step, freeze_vision=cfg.freeze_vision, fsdp=fsdp)

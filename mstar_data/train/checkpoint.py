@@ -156,7 +156,10 @@ def _check_safetensors(f: Path, bad) -> None:
         raise bad(f.name, f"is truncated ({size} of {8 + n + end} bytes)")
 
 
-def save(path: Path, model, processor, optimizer, scheduler, meta: dict) -> Path:
+def save(path: Path, model, processor, optimizer, scheduler, meta: dict, *, model_state: dict | None = None,
+         optimizer_state: dict | None = None) -> Path:
+    """`model_state`, `optimizer_state`: the whole state of a sharded model and its optimizer, gathered
+    (train/fsdp.py); otherwise the model's and the optimizer's own."""
     import torch
 
     from mstar_data.outputs import check_out_folder, publish_folder, staging_folder
@@ -164,11 +167,11 @@ def save(path: Path, model, processor, optimizer, scheduler, meta: dict) -> Path
     # A checkpoint is written only where there is nothing, or an earlier checkpoint (a retrained iteration).
     path = check_out_folder(path, marker=META, kind="checkpoint", reuse=True)
     partial = staging_folder(path)
-    model.save_pretrained(partial)
+    model.save_pretrained(partial, **({} if model_state is None else {"state_dict": model_state}))
     processor.save_pretrained(partial)
     state = partial / "trainer"
     state.mkdir()
-    torch.save(optimizer.state_dict(), state / "optimizer.pt")
+    torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, state / "optimizer.pt")
     torch.save(scheduler.state_dict(), state / "scheduler.pt")
     rng = {"torch": torch.get_rng_state(), "python": random.getstate()[1]}
     if torch.cuda.is_available():
@@ -178,12 +181,14 @@ def save(path: Path, model, processor, optimizer, scheduler, meta: dict) -> Path
     return publish_folder(partial, path, META)
 
 
-def load_trainer_state(path: Path, optimizer, scheduler) -> dict:
+def load_trainer_state(path: Path, optimizer, scheduler, *, load_optimizer=None) -> dict:
+    """Restore the optimizer (through `load_optimizer(state)` where given: a sharded one), the scheduler and
+    the RNG states of checkpoint `path`; returns its metadata."""
     import torch
 
     check(path, trainer=True)
     state = path / "trainer"
-    optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+    (load_optimizer or optimizer.load_state_dict)(torch.load(state / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(state / "scheduler.pt", weights_only=True))
     rng = torch.load(state / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["torch"])

@@ -78,9 +78,10 @@ class Trainer:
     """One model in training. Each rank runs its own Trainer on its slice of every global micro-batch; only
     rank 0 writes the train log and checkpoints."""
 
-    def __init__(self, loss: Loss = sft):
+    def __init__(self, loss: Loss = sft, *, fsdp: bool = False):
         self.loss = loss
         self.rank, self.world = rank_and_world()
+        self.sharded = fsdp and self.world > 1  # FSDP2 (train/fsdp.py); one process has nothing to shard
         if self.world == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # N copies would each train alone
             raise MstarError("started by torchrun, but this command does not join its process group: only "
                              "`mstar train` trains across processes (docs/scaling.md)")
@@ -98,7 +99,8 @@ class Trainer:
         """Load `source` (a model folder, or an already loaded Policy), build AdamW and an LR schedule over
         `horizon` steps (None: constant after warm-up), and restore the optimizer, scheduler, RNG and step of
         the checkpoint `state_from`. `freeze_vision`: the vision tower gets no gradient and no optimizer
-        state, so its weights stay bit-identical. Returns that checkpoint's metadata ({} for a fresh start)."""
+        state, so its weights stay bit-identical. A sharded Trainer (`fsdp`) shards the model before AdamW is
+        built on its shards. Returns that checkpoint's metadata ({} for a fresh start)."""
         import torch
 
         if isinstance(source, (str, Path)):
@@ -113,12 +115,21 @@ class Trainer:
 
             for p in vision_parameters(self.model):
                 p.requires_grad_(False)
+        load_optimizer = None
+        if self.sharded:
+            from mstar_data.train import fsdp
+
+            if cfg.batch_size < self.world:
+                raise MstarError(f"--fsdp: a micro-batch of {cfg.batch_size} examples leaves some of the {self.world} "
+                                 f"processes without data; use --batch-size {self.world} or more")
+            fsdp.shard(self.model)
+            load_optimizer = lambda state: fsdp.load_optimizer_state(self.model, self.optimizer, state)  # noqa: E731
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, horizon))
         meta: dict = {}
         if state_from is not None:
-            meta = ckpt.load_trainer_state(state_from, self.optimizer, self.scheduler)
+            meta = ckpt.load_trainer_state(state_from, self.optimizer, self.scheduler, load_optimizer=load_optimizer)
             self.global_step = meta.get("global_step", 0)
         return meta
 
@@ -138,7 +149,10 @@ class Trainer:
         (or scored steps), whichever ranks hold them: a rank's mean over its own tokens is weighted by its share
         of the global count, so N processes compute the loss and gradients of 1 process at the same global
         batch. A loss normalised by counts of the whole global batch (GRPO, `global_norm`) is already a share
-        of the step's loss, and its parts are only added up."""
+        of the step's loss, and its parts are only added up.
+
+        Sharded (FSDP2), every rank runs every forward and backward, which gather and reduce-scatter the
+        weights and gradients of each unit: a rank with nothing to learn from a micro-batch backpropagates zero."""
         import torch
 
         t0 = time.perf_counter()
@@ -148,6 +162,9 @@ class Trainer:
         loss_sum, n_tok = 0.0, 0
         for micro in micro_batches:
             mine = rank_slice(micro, self.rank, self.world)
+            if self.sharded and not mine:
+                raise MstarError(f"--fsdp: a micro-batch of {len(micro)} examples across {self.world} processes "
+                                 f"leaves rank {self.rank} without data")
             loss, tokens = None, 0
             if mine:
                 with self._autocast():
@@ -157,14 +174,19 @@ class Trainer:
                 if tokens:
                     loss = loss * (tokens / n_global) / len(micro_batches)
             if loss is None or not tokens:  # nothing to learn from (and a mean over no tokens is NaN)
+                if self.sharded:  # ... but the unit's reduce-scatter waits for this rank's backward
+                    (torch.nan_to_num(loss) * 0).backward()
                 continue
             # average_gradients divides by the world: the gradient is then that of the sum of the shares
             (loss * self.world).backward()
             loss_sum += loss.item()
             n_tok += tokens
-        average_gradients(self.model, self.world)
+        if not self.sharded:  # FSDP's reduce-scatter has averaged them already
+            average_gradients(self.model, self.world)
         loss_sum, n_tok = sum_across_ranks([loss_sum, n_tok], self.world, device)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        if hasattr(grad_norm, "full_tensor"):  # sharded: a DTensor of partial norms
+            grad_norm = grad_norm.full_tensor()
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
@@ -179,10 +201,18 @@ class Trainer:
 
     def save(self, path: Path, meta: dict) -> None:
         """An atomic checkpoint (checkpoint.py: metadata last, then renamed into place). It records the
-        global step and the schedule horizon, which the next iteration or a resume reads back."""
+        global step and the schedule horizon, which the next iteration or a resume reads back. Sharded, every
+        rank takes part in gathering the whole model and optimizer state, which rank 0 writes as one process
+        would."""
+        states = {}
+        if self.sharded:
+            from mstar_data.train import fsdp
+
+            states = {"model_state": fsdp.full_model_state(self.model),
+                      "optimizer_state": fsdp.full_optimizer_state(self.model, self.optimizer)}
         if self.is_main:
             ckpt.save(Path(path), self.model, self.policy.processor, self.optimizer, self.scheduler,
-                      {**meta, "global_step": self.global_step, HORIZON_KEY: self.horizon})
+                      {**meta, "global_step": self.global_step, HORIZON_KEY: self.horizon}, **states)
         self._barrier()
 
     def _barrier(self) -> None:
@@ -209,11 +239,12 @@ def train_iteration(store, examples: list, *, run: str, iteration: int, policy_i
                     base_policy: str | None = None, cfg: TrainConfig, checkpoints: Path | None = None,
                     out: Path | None = None, device: str | None = None, progress=None,
                     extra_meta: dict | None = None, loss: Loss = sft, iterations: int = 1,
-                    freeze_vision: bool = False) -> TrainResult:
+                    freeze_vision: bool = False, fsdp: bool = False) -> TrainResult:
     """Train on `examples` into `out` (default `<checkpoints>/<run>/it-000k`) with `loss` (SFT by default,
     the PRM's step loss for `mstar prm train`). `iterations`: the run's iteration count, which a continuous
-    schedule spans. `freeze_vision`: the vision tower is not trained. `progress(task, done, total, note)` hears
-    of every step."""
+    schedule spans. `freeze_vision`: the vision tower is not trained. `fsdp`: under torchrun, shard the model
+    across the ranks (train/fsdp.py); the checkpoint is the same. `progress(task, done, total, note)` hears of
+    every step."""
     final = Path(out) if out is not None else ckpt.iteration_dir(checkpoints, run, iteration)
     if ckpt.is_complete(final):  # already trained: a rerun after a crash goes straight on
         meta = ckpt.read_meta(final)
@@ -223,7 +254,7 @@ def train_iteration(store, examples: list, *, run: str, iteration: int, policy_i
     carried = ckpt.read_meta(start.state_from) if start.state_from and ckpt.is_complete(start.state_from) else None
     n_steps = steps_for(len(examples), cfg)
     horizon = schedule_horizon(cfg, n_steps, iterations=iterations, carried=carried)
-    trainer = Trainer(loss)
+    trainer = Trainer(loss, fsdp=fsdp)
     restored = trainer.setup(start.weights, cfg, horizon=horizon, state_from=start.state_from, device=device,
                              seed=cfg.seed * 7919 + iteration, freeze_vision=freeze_vision)
     local_start = restored["local_step"] if is_resume(start) else 0

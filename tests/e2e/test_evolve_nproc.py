@@ -1,6 +1,7 @@
-"""`mstar evolve --nproc 2`: each iteration trains in 2 torchrun processes (train/launch.py) and the run equals
-the one-process run: the same iteration-1 training set gives the same per-step losses, every iteration trains
-and measures, and a rerun of the finished run changes nothing."""
+"""`mstar evolve --nproc 2 --fsdp`: each iteration trains in 2 torchrun processes (train/launch.py), the model
+sharded across them (train/fsdp.py), and the run equals the one-process run: the same iteration-1 training set
+gives the same per-step losses, every iteration trains and measures, and a rerun of the finished run changes
+nothing. (tests/e2e/test_torchrun.py checks replicated and sharded training step by step.)"""
 
 import os
 import shutil
@@ -20,15 +21,16 @@ def _evolve(store, policy, *extra):
 
 
 @pytest.mark.slow
-def test_evolve_nproc_2_trains_like_one_process(shapes_store, bootstrapped_policy, tmp_path):
+def test_evolve_nproc_2_fsdp_trains_like_one_process(shapes_store, bootstrapped_policy, tmp_path):
     policy, _ = bootstrapped_policy
     logs = {}
     for n in (1, 2):
         store = tmp_path / f"n{n}"
         shutil.copytree(shapes_store, store)
-        r = subprocess.run(_evolve(store, policy, "--nproc", n), capture_output=True, text=True, env=ENV)
+        extra = ["--nproc", n] + (["--fsdp"] if n == 2 else [])
+        r = subprocess.run(_evolve(store, policy, *extra), capture_output=True, text=True, env=ENV)
         assert r.returncode == 0, r.stderr[-3000:]
-        assert ("training in 2 processes" in r.stdout + r.stderr) == (n == 2)
+        assert ("training in 2 processes (torchrun, FSDP)" in r.stdout + r.stderr) == (n == 2)
         logs[n] = table_rows(store, "train_log", DROP)
         its = table_rows(store, "iterations", {"created_at", "timings", "trainset_version"})
         assert [i["iteration"] for i in sorted(its, key=lambda i: i["iteration"])] == [0, 1, 2]
@@ -42,7 +44,7 @@ def test_evolve_nproc_2_trains_like_one_process(shapes_store, bootstrapped_polic
 
     store = tmp_path / "n2"
     before = {t: table_rows(store, t, DROP) for t in ("train_log", "iterations")}
-    r = subprocess.run(_evolve(store, policy, "--nproc", 2), capture_output=True, text=True, env=ENV)
+    r = subprocess.run(_evolve(store, policy, "--nproc", 2, "--fsdp"), capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {t: table_rows(store, t, DROP) for t in before} == before
 
@@ -50,4 +52,12 @@ def test_evolve_nproc_2_trains_like_one_process(shapes_store, bootstrapped_polic
 def test_grpo_evolve_refuses_nproc(cli, tmp_path):
     r = cli("evolve", "--recipe", "grpo.toml", "--nproc", "2", "--store", tmp_path / "s")
     assert r.rc == 1 and "--nproc" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", [["evolve", "--recipe", "demo.toml"],
+                                     ["train", "--run", "r", "--iteration", "0", "--policy-in", "p"]])
+def test_fsdp_without_processes_to_shard_across_is_refused(cli, tmp_path, command):
+    r = cli(*command, "--fsdp", "--store", tmp_path / "s")
+    assert r.rc == 1 and "--fsdp" in r.err and "--nproc 2" in r.err and len(r.err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()

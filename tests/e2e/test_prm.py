@@ -75,6 +75,29 @@ def test_prm_train_freeze_vision_keeps_the_vision_tower(prm_store, cli, tmp_path
     assert any(not torch.equal(b[n], a[n]) for n in a if n not in names)   # the language model trained
 
 
+@pytest.mark.slow
+def test_prm_train_in_two_processes_trains_as_one(prm_store, cli, tmp_path):
+    """`mstar prm train --nproc 2` (torchrun, gloo): the same per-step losses and weights as one process."""
+    from safetensors.torch import load_file
+
+    from mstar_data.prm.model import prm_meta
+
+    s, policy, _ = prm_store
+    args = ["--policy", policy, "--run", "p", "--max-steps", "3", "--batch-size", "8", "--lr", "1e-4",
+            "--warmup-steps", "1", "--store", s.uri]
+    for name, extra in (("one", []), ("two", ["--nproc", "2"])):
+        r = cli("prm", "train", "--out", tmp_path / name, *extra, *args)
+        assert r.rc == 0, r.err
+        assert r.out.count("prm train run=p") == 1
+    log = {name: sorted((x["step"], x["loss"]) for x in s.dataset("train_log").to_table().to_pylist()
+                        if x["run_id"] == f"prm:{name}") for name in ("one", "two")}
+    assert [x[0] for x in log["two"]] == [1, 2, 3] == [x[0] for x in log["one"]]
+    assert max(abs(a[1] - b[1]) for a, b in zip(log["one"], log["two"])) < 1e-5
+    w1, w2 = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("one", "two"))
+    assert w1.keys() == w2.keys() and max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-5
+    assert prm_meta(tmp_path / "two")["prompt"] == "question"
+
+
 def test_score_fills_steps_and_is_idempotent(prm_store):
     s, _, out = prm_store
     cfg = ScoreConfig(prm=out, run="p", stage="eval")
@@ -96,6 +119,28 @@ def test_score_fills_steps_and_is_idempotent(prm_store):
     r0 = s.dataset("rollouts").to_table(filter=f"rollout_id = '{rows[0]['rollout_id']}'").to_pylist()[0]
     assert r0["prm_score"] == pytest.approx(sum(r0["step_scores"]) / len(r0["step_scores"]))
     run_score(s, cfg)  # back to min for the other tests
+
+
+def test_prm_reads_the_prompt_it_was_trained_on(prm_store):
+    """A PRM reads the question alone before the steps (not the policy's instruction), in training and in
+    scoring alike: its checkpoint says so, and the stored scores are those of that prompt."""
+    from mstar_data.inputs import query_inputs
+    from mstar_data.prm.format import PRMExample, step_scores
+    from mstar_data.prm.model import load_prm, prm_meta
+
+    s, _, out = prm_store
+    assert prm_meta(out)["prompt"] == "question"
+    run_score(s, ScoreConfig(prm=out, run="p", stage="eval"))
+    row = next(r for r in s.dataset("rollouts").to_table(filter="run_id = 'p' AND stage = 'eval'").to_pylist()
+               if r["steps"])
+    prm = load_prm(out)
+    scores = {}
+    for variant in ("question", "cot"):
+        q = query_inputs(s, [row["query_id"]], variant=variant)[row["query_id"]]
+        scores[variant] = step_scores(prm, [PRMExample(q.prompt, q.image, row["steps"])])[0]
+    assert "step by step" not in query_inputs(s, [row["query_id"]], variant="question")[row["query_id"]].prompt
+    assert row["step_scores"] == pytest.approx(scores["question"], abs=1e-5)
+    assert scores["question"] != pytest.approx(scores["cot"], abs=1e-5)
 
 
 def test_eval_writes_one_prm_evals_row(prm_store, cli):

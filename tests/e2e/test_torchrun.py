@@ -1,7 +1,9 @@
 """Data-parallel training under torchrun (2 processes, gloo on CPU) equals 1 process at the same global batch:
 the same per-step losses, gradient norms and final weights for the SFT and the PRM step loss (normalised by
-the global micro-batch's token or step count) and for GRPO (by the global batch's). Only rank 0 writes rows
-and checkpoints, and a 2-process training whose worker is killed resumes from its step checkpoint.
+the global micro-batch's token or step count) and for GRPO (by the global batch's), replicated (DDP-style) and
+sharded (FSDP2, `fully_shard`), whose checkpoints hold the same weights and optimizer state as one process's.
+Only rank 0 writes rows and checkpoints, and a 2-process training whose worker is killed resumes from its step
+checkpoint.
 
 This file is also the script that torchrun launches: `python tests/e2e/test_torchrun.py BASE OUT [...]`."""
 
@@ -64,7 +66,8 @@ def _examples() -> dict[str, list]:
     return {"sft": sft, "prm_step": prm}
 
 
-def train_losses(base: Path, out: Path, only: str | None = None, kill_at: int | None = None) -> None:
+def train_losses(base: Path, out: Path, only: str | None = None, kill_at: int | None = None,
+                 fsdp: bool = False) -> None:
     """What every rank runs (and the 1-process reference): 5 steps of each loss from `base` into out/<loss>.
     Rank 0 also records each step's gradient norm (the loss and the AdamW weights hardly see a gradient
     that is right but for a constant factor)."""
@@ -90,14 +93,15 @@ def train_losses(base: Path, out: Path, only: str | None = None, kill_at: int | 
         for loss in (sft, prm_step):
             if only in (None, loss.name):
                 train_iteration(store, examples[loss.name], run=loss.name, iteration=1, policy_in=str(base),
-                                cfg=cfg, out=out / loss.name, loss=KilledAt(loss, kill_at) if kill_at else loss)
+                                cfg=cfg, out=out / loss.name, loss=KilledAt(loss, kill_at) if kill_at else loss,
+                                fsdp=fsdp)
         if only in (None, "grpo"):
-            _train_grpo(base, out, store, cfg)
+            _train_grpo(base, out, store, cfg, fsdp)
     finally:
         Trainer.step = step
 
 
-def _train_grpo(base: Path, out: Path, store, cfg) -> None:
+def _train_grpo(base: Path, out: Path, store, cfg, fsdp: bool = False) -> None:
     """GRPO as loop/grpo.py runs it: the loss is told the whole global batch, then the Trainer steps on it."""
     import random
 
@@ -106,7 +110,7 @@ def _train_grpo(base: Path, out: Path, store, cfg) -> None:
     from mstar_data.train.trainer import Trainer
 
     loss = GRPOLoss(max_new_tokens=16)
-    trainer = Trainer(loss)
+    trainer = Trainer(loss, fsdp=fsdp)
     trainer.setup(base, cfg, horizon=None, seed=0)
     rng, image = random.Random(0), make_example(0, 0).image_png
     examples = [GRPOExample(f"How many shapes? ({i // 4})", image, "", advantage=rng.uniform(-1, 1),
@@ -144,7 +148,8 @@ def _weights(checkpoint: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_and_resume_after_a_kill(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sharding", ["replicated", "fsdp"])
+def test_two_processes_train_as_one_and_resume_after_a_kill(tmp_path, monkeypatch, sharding):
     from mstar_data.models.tiny import build_tiny_policy
     from mstar_data.train import checkpoint as ckpt
 
@@ -152,12 +157,13 @@ def test_two_processes_train_as_one_and_resume_after_a_kill(tmp_path, monkeypatc
     build_tiny_policy(base)
     one.mkdir()
     two.mkdir()
+    flags = ["--fsdp"] if sharding == "fsdp" else []
     # 2 processes: SFT killed at step 4 (a worker SIGKILLed; torchrun stops the other), then rerun to the end
-    r = _torchrun(base, two, "--only", "sft", "--kill-at", str(KILL_AT_CALL))
+    r = _torchrun(base, two, "--only", "sft", "--kill-at", str(KILL_AT_CALL), *flags)
     assert r.returncode != 0, r.stderr[-3000:]
     assert ckpt.latest_step(two / "sft") == two / "sft.steps" / "step-000002"
     assert not ckpt.is_complete(two / "sft")
-    r = _torchrun(base, two)
+    r = _torchrun(base, two, *flags)
     assert r.returncode == 0, r.stderr[-3000:]
     monkeypatch.setenv("MSTAR_THREADS", "1")  # one thread, as each rank has
     train_losses(base, one)  # 1 process, the same global batches
@@ -174,6 +180,20 @@ def test_two_processes_train_as_one_and_resume_after_a_kill(tmp_path, monkeypatc
         assert w1.keys() == w2.keys()
         assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-5
         assert ckpt.is_complete(two / name)
+        # the checkpoint does not depend on sharding: the same config and the optimizer state of one process
+        assert json.loads((one / name / "config.json").read_text()) == json.loads((two / name / "config.json").read_text())
+        o1, o2 = _optimizer(one / name), _optimizer(two / name)
+        assert o1["param_groups"] == o2["param_groups"]
+        assert o1["state"].keys() == o2["state"].keys()
+        for i, st in o1["state"].items():
+            assert st.keys() == o2["state"][i].keys()
+            assert all((st[k] - o2["state"][i][k]).abs().max().item() < 1e-5 for k in st)
+
+
+def _optimizer(checkpoint: Path) -> dict:
+    import torch
+
+    return torch.load(checkpoint / "trainer" / "optimizer.pt", weights_only=True)
 
 
 def test_mstar_train_nproc_relaunches_under_torchrun_and_rank_0_alone_writes(tmp_path):
@@ -222,5 +242,6 @@ if __name__ == "__main__":
     p.add_argument("out", type=Path)
     p.add_argument("--only")
     p.add_argument("--kill-at", type=int)
+    p.add_argument("--fsdp", action="store_true")
     a = p.parse_args()
-    train_losses(a.base, a.out, a.only, a.kill_at)
+    train_losses(a.base, a.out, a.only, a.kill_at, a.fsdp)
