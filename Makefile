@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Two workers (pytest-xdist), whole modules to a worker, one torch thread each: on 2 cores two one-thread
-# processes get ~1.6x the work of one two-thread process done. TEST_WORKERS=0 runs the tests in this process.
+# processes get ~1.6x the work of one two-thread process done. --no-loadscope-reorder keeps the order of
+# tests/conftest.py (longest modules first) instead of most tests first. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	MSTAR_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	MSTAR_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
