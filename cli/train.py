@@ -107,6 +107,8 @@ def _launch_ranks(nproc: int, ctx: typer.Context) -> None:
     # "--": torchrun's own parser would take an option of ours that starts like one of its own (--run)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "--", "mstar_cli", *args]
+    # each rank its share of the cores (torchrun would otherwise set 1 and say so)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, cmd)
