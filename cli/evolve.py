@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from mstar_cli.generate import ExecutorOpt, RayShardOpt, RayWorkersOpt, _progress
-from mstar_cli.options import (ArtifactsOpt, StoreOpt, cell, console, open_store, plain_table, say, shell_command,
+from mstar_cli.options import (ArtifactsOpt, StoreOpt, cell, check_fsdp, console, open_store, plain_table, say, shell_command,
                                summary, value)
 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: section.key=value.")]
@@ -55,10 +55,7 @@ def evolve(recipe: Annotated[str, typer.Option(help="Recipe TOML (a path, or a p
 
         raise MstarError("--nproc: a GRPO run keeps one trainer alive between its steps and trains in one process; "
                          "leave --nproc out (or run `mstar train --nproc N` on a selection view)")
-    if fsdp and nproc < 2:
-        from mstar_data.errors import MstarError
-
-        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
+    check_fsdp(fsdp, nproc)
     s = open_store(store, create=False)  # the loop checks the recipe (mstar validate's checks) before any step
     if is_grpo(r):
         with _progress() as progress:

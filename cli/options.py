@@ -104,3 +104,13 @@ def build_config(model, **values):
     except ValidationError as e:
         err = e.errors()[0]
         raise MstarError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from e
+
+
+def check_fsdp(fsdp: bool, nproc: int) -> None:
+    """--fsdp shards across the training processes: --nproc 2 or more, or a torchrun launch of several."""
+    import os
+
+    if fsdp and nproc < 2 and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        from mstar_data.errors import MstarError
+
+        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from mstar_cli.generate import STAGES, Backend, ExecutorOpt, _progress
-from mstar_cli.options import (ForceOpt, StoreOpt, build_config, cell, choice, console, open_store, plain_table,
+from mstar_cli.options import (ForceOpt, StoreOpt, build_config, cell, check_fsdp, choice, console, open_store, plain_table,
                                summary, value)
 
 app = typer.Typer(help="Process reward model: step labels (Monte-Carlo, judge model or task checker), training, "
@@ -165,10 +165,7 @@ def train(policy: Annotated[str, typer.Option(help="Model the PRM starts from (t
     from mstar_data.prm.train import PrmTrainConfig, train_prm
     from mstar_data.train.checkpoint import META
 
-    if fsdp and nproc < 2:
-        from mstar_data.errors import MstarError
-
-        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
+    check_fsdp(fsdp, nproc)
     # Checked before any work; a crashed training resumes from `<out>.steps/` (the folder itself is empty).
     folder = check_out_folder(out, marker=META, kind="PRM checkpoint", force=force)
     cfg = build_config(PrmTrainConfig, policy=policy, run=run, out=str(folder), labeller=value(labeller), label=value(label),

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from mstar_cli.generate import _progress
-from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, choice, open_store, summary, value
+from mstar_cli.options import ArtifactsOpt, StoreOpt, build_config, check_fsdp, choice, open_store, summary, value
 
 Method = choice("Method", "continuous", "iterative-rft", "rest-em")
 
@@ -49,10 +49,7 @@ def train(ctx: typer.Context,
     (`torchrun --nproc_per_node=N -m mstar_cli train ...`) leave --nproc out.
 
     Example: mstar train --run r1 --iteration 0 --policy-in policies/base --nproc 2 --fsdp"""
-    if fsdp and nproc < 2 and int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        from mstar_data.errors import MstarError
-
-        raise MstarError("--fsdp shards the model across the training processes: give --nproc 2 or more")
+    check_fsdp(fsdp, nproc)
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _launch_ranks(nproc, ctx)
     from mstar_data.artifacts import checkpoints_dir
@@ -104,14 +101,12 @@ def _launch_ranks(nproc: int, ctx: typer.Context) -> None:
         elif p.name != "nproc" and v is not None:
             for x in v if isinstance(v, (list, tuple)) else [v]:
                 args += [p.opts[0], str(value(x))]
-    # "--": torchrun's own parser would take an option of ours that starts like one of its own (--run)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "--", "mstar_cli", *args]
-    # each rank its share of the cores (torchrun would otherwise set 1 and say so)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    from mstar_data.train.ranks import rank_env, torchrun_command
+
+    cmd = torchrun_command(nproc, "mstar_cli", *args)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, cmd)
+    os.execve(sys.executable, cmd, rank_env(nproc))
 
 
 def register(app: typer.Typer) -> None:

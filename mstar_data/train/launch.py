@@ -53,20 +53,17 @@ def train_prm_in_ranks(nproc: int, store, cfg, *, fsdp: bool = False, progress=N
 
 def _run_ranks(nproc: int, spec: dict, what: str, progress=None) -> TrainResult:
     """Run torchrun on `spec` and wait, relaying rank 0's progress (a small file it rewrites every step) to
-    `progress`. Each rank takes its share of the cores (OMP_NUM_THREADS too, unless set: torchrun would
-    otherwise warn that it sets it to 1)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    `progress`. Each rank takes its share of the cores."""
+    from mstar_data.train.ranks import rank_env, torchrun_command
+
     with tempfile.TemporaryDirectory(prefix="mstar-ranks-") as tmp:
         spec["result"] = str(Path(tmp) / "result.json")
         spec["progress"] = str(Path(tmp) / "progress.json")
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "--", "mstar_data.train.launch", str(spec_path)]
         sys.stdout.flush()
         sys.stderr.flush()
-        proc = subprocess.Popen(cmd, env=env)
+        proc = subprocess.Popen(torchrun_command(nproc, "mstar_data.train.launch", str(spec_path)), env=rank_env(nproc))
         try:
             while proc.poll() is None:
                 time.sleep(0.25)

@@ -30,13 +30,32 @@ def join_from_env() -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        os.environ.setdefault("MSTAR_THREADS", str(max(1, (os.cpu_count() or 1) // local)))
+        os.environ.setdefault("MSTAR_THREADS", str(threads_per_rank(int(os.environ.get("LOCAL_WORLD_SIZE", world)))))
         if torch.cuda.is_available():  # "cuda" then means this rank's own GPU
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         atexit.register(leave)
     return rank_and_world()
+
+
+def threads_per_rank(nproc: int) -> int:
+    """Each of `nproc` processes on this machine gets its share of the cores."""
+    return max(1, (os.cpu_count() or 1) // nproc)
+
+
+def torchrun_command(nproc: int, module: str, *args: str) -> list[str]:
+    """`python -m torch.distributed.run` starting `python -m module args` in `nproc` processes here. The "--"
+    keeps torchrun's own parser off our options (it would take --run for an abbreviation of its --run-path)."""
+    import sys
+
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "--", module, *args]
+
+
+def rank_env(nproc: int) -> dict[str, str]:
+    """This environment for the ranks torchrun will start, with OMP_NUM_THREADS their share of the cores unless
+    set (torchrun would set 1 and say so)."""
+    return {"OMP_NUM_THREADS": str(threads_per_rank(nproc)), **os.environ}
 
 
 def leave() -> None:
